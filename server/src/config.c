@@ -1,0 +1,148 @@
+/* config.c -- the settings table and its parser. */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+config_t config;
+
+enum opt_type { OPT_STR, OPT_INT };
+
+typedef struct option_row {
+    const char *name;       /* flag without the leading "--" */
+    const char *env;        /* environment variable */
+    enum opt_type type;
+    size_t offset;          /* into config_t */
+    const char *def;        /* default, as text */
+    long min, max;          /* for OPT_INT */
+    const char *help;
+} option_row_t;
+
+#define F(field) offsetof(config_t, field)
+
+static const option_row_t options[] = {
+    {"listen", "PARLEY_LISTEN", OPT_STR, F(listen), "127.0.0.1:4000", 0, 0,
+     "address and port to listen on (HOST:PORT)"},
+    {"static-dir", "PARLEY_STATIC_DIR", OPT_STR, F(static_dir), "", 0, 0,
+     "directory of static files served at / (empty: none)"},
+    {"max-channels", "PARLEY_MAX_CHANNELS", OPT_INT, F(max_channels), "100", 1, 100000,
+     "topics one socket may join at once"},
+    {"max-frame", "PARLEY_MAX_FRAME", OPT_INT, F(max_frame), "65536", 256, 16777216,
+     "largest client message in bytes, after reassembling fragments"},
+    {"max-topic", "PARLEY_MAX_TOPIC", OPT_INT, F(max_topic), "256", 1, 65536,
+     "longest topic name in bytes"},
+    {"max-depth", "PARLEY_MAX_DEPTH", OPT_INT, F(max_depth), "32", 2, 32,
+     "deepest nesting of a client message, the envelope included"},
+    {"out-queue-msgs", "PARLEY_OUT_QUEUE_MSGS", OPT_INT, F(out_queue_msgs), "1000", 8, 1000000,
+     "frames queued for one socket before it is closed as a slow consumer"},
+    {"out-queue-bytes", "PARLEY_OUT_QUEUE_BYTES", OPT_INT, F(out_queue_bytes), "1048576", 4096,
+     1073741824, "bytes queued for one socket before it is closed as a slow consumer"},
+    {"idle-timeout", "PARLEY_IDLE_TIMEOUT", OPT_INT, F(idle_timeout), "60", 1, 86400,
+     "seconds without any frame from a client before its socket is closed"},
+    {"rx-buffer", "PARLEY_RX_BUFFER", OPT_INT, F(rx_buffer), "512", 128, 65536,
+     "bytes read per socket per callback (larger messages are reassembled)"},
+    {"shutdown-grace", "PARLEY_SHUTDOWN_GRACE", OPT_INT, F(shutdown_grace), "5", 0, 600,
+     "seconds to wait for sockets to close on SIGTERM/SIGINT"},
+    {"log-level", "PARLEY_LOG_LEVEL", OPT_STR, F(log_level), "info", 0, 0,
+     "error, warn, info or debug"},
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+static int set_option(const option_row_t *o, const char *value, const char *source) {
+    char *field = (char *)&config + o->offset;
+    if (o->type == OPT_STR) {
+        char *copy = strdup(value);
+        if (!copy)
+            return -1;
+        free(*(char **)field);
+        *(char **)field = copy;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end || v < o->min || v > o->max) {
+        fprintf(stderr, "parley: %s: --%s must be an integer from %ld to %ld, not \"%s\"\n",
+                source, o->name, o->min, o->max, value);
+        return -1;
+    }
+    *(long *)field = v;
+    return 0;
+}
+
+void config_usage(FILE *out) {
+    fprintf(out,
+            "usage: parley [--option value]...\n"
+            "A chat and presence server speaking the Phoenix Channels protocol.\n\n"
+            "Every option can also be set by its environment variable; a flag wins.\n\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const option_row_t *o = &options[i];
+        fprintf(out, "  --%-16s %-24s %s (default: %s)\n", o->name, o->env, o->help,
+                *o->def ? o->def : "\"\"");
+    }
+    fprintf(out, "\n  --help                                    this text\n"
+                 "  --version                                 the version\n");
+}
+
+static const option_row_t *find_option(const char *name, size_t len) {
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strlen(options[i].name) == len && strncmp(options[i].name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+int config_load(int argc, char **argv) {
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (set_option(&options[i], options[i].def, "default"))
+            return -1;
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const char *v = getenv(options[i].env);
+        if (v && set_option(&options[i], v, options[i].env))
+            return -1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            config_usage(stdout);
+            return 1;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("parley %s\n", PARLEY_VERSION);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "parley: unexpected argument \"%s\" (see --help)\n", arg);
+            return -1;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const option_row_t *o = find_option(name, len);
+        if (!o) {
+            fprintf(stderr, "parley: unknown option \"%s\" (see --help)\n", arg);
+            return -1;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value) {
+            fprintf(stderr, "parley: --%s needs a value\n", o->name);
+            return -1;
+        }
+        if (set_option(o, value, "flag"))
+            return -1;
+    }
+    int lvl = log_level_parse(config.log_level);
+    if (lvl < 0) {
+        fprintf(stderr, "parley: --log-level must be error, warn, info or debug, not \"%s\"\n",
+                config.log_level);
+        return -1;
+    }
+    log_level = lvl;
+    if (!strrchr(config.listen, ':')) {
+        fprintf(stderr, "parley: --listen must be HOST:PORT, not \"%s\"\n", config.listen);
+        return -1;
+    }
+    return 0;
+}

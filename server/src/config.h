@@ -1,0 +1,33 @@
+/* config.h -- the server's settings. One table (config.c) drives the
+ * command-line flags, the PARLEY_* environment variables, --help and the
+ * defaults: to add a setting, add a field here and a row there. Precedence:
+ * default < environment < flag. */
+#ifndef PARLEY_CONFIG_H
+#define PARLEY_CONFIG_H
+
+#include <stdio.h>
+
+typedef struct config {
+    char *listen;           /* HOST:PORT of the one listening socket */
+    char *static_dir;       /* directory served at /, or "" for none */
+    long max_channels;      /* topics one socket may join */
+    long max_frame;         /* bytes in one client message, after reassembly */
+    long max_topic;         /* bytes in a topic name */
+    long max_depth;         /* JSON / MessagePack nesting, envelope included */
+    long out_queue_msgs;    /* frames queued for one socket before it is cut off */
+    long out_queue_bytes;   /* bytes queued for one socket before it is cut off */
+    long idle_timeout;      /* seconds without a frame before a socket is closed */
+    long rx_buffer;         /* bytes libwebsockets reads per socket per callback */
+    long shutdown_grace;    /* seconds to wait for sockets to close on SIGTERM */
+    char *log_level;        /* error, warn, info, debug */
+} config_t;
+
+extern config_t config;
+
+/* Fills `config` from defaults, the environment and argv. Returns 0 to run,
+ * 1 when --help or --version was printed, -1 on a bad setting (message
+ * printed to stderr). */
+int config_load(int argc, char **argv);
+void config_usage(FILE *out);
+
+#endif

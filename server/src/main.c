@@ -1,0 +1,165 @@
+/* main.c -- the parley server: configuration, the libev loop with
+ * libwebsockets on it, timers, signals, and an orderly stop.
+ *
+ * One process is one node with one thread. lws runs on a libev loop we own
+ * (a "foreign loop"), so the loop's backend is epoll and a wakeup costs the
+ * same however many sockets sit idle. */
+#include <ev.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "session.h"
+#include "transport.h"
+
+static struct lws_context *context;
+static ev_timer sweep_timer, stop_timer;
+static ev_signal sigterm_watcher, sigint_watcher;
+static double stop_deadline;
+
+static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
+    session_sweep_idle(ev_now(loop));
+}
+
+static void on_stop_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+    if (metrics.connections == 0 || ev_now(loop) >= stop_deadline) {
+        if (metrics.connections)
+            plog(LOG_WARN, "shutdown_grace_expired", "connections=%llu",
+                 (unsigned long long)metrics.connections);
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+/* SIGTERM / SIGINT: stop accepting, close every socket with 1001 so that
+ * clients reconnect (to another node, or to this one when it is back), wait
+ * up to --shutdown-grace seconds for the closes, then exit 0. */
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
+    if (http_stopping)
+        return;
+    http_stopping = 1;
+    plog(LOG_INFO, "stopping", "signal=%d connections=%llu", w->signum,
+         (unsigned long long)metrics.connections);
+    /* New connections are refused from here on (see transport.c); the
+     * listening socket itself stays open until exit, because lws 4.1's
+     * lws_context_deprecate() uses the listener after freeing it. */
+    session_close_all(CLOSE_GOING_AWAY, "server shutting down");
+    stop_deadline = ev_now(loop) + (double)config.shutdown_grace;
+    ev_timer_init(&stop_timer, on_stop_tick, 0.02, 0.02);
+    ev_timer_start(loop, &stop_timer);
+}
+
+static int split_listen(const char *listen, char *host, size_t hostsz, int *port) {
+    const char *colon = strrchr(listen, ':');
+    size_t hl = (size_t)(colon - listen);
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (hl == 0 || hl >= hostsz || *end || p < 0 || p > 65535)
+        return -1;
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    /* Allow [::1]:4000. */
+    if (host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    *port = (int)p;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int rc = config_load(argc, argv);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    log_hook_lws();
+    signal(SIGPIPE, SIG_IGN);
+
+    char host[128];
+    int port;
+    if (split_listen(config.listen, host, sizeof host, &port)) {
+        fprintf(stderr, "parley: --listen must be HOST:PORT, not \"%s\"\n", config.listen);
+        return 2;
+    }
+
+    struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
+    if (!loop) {
+        plog(LOG_ERROR, "startup_failed", "reason=\"no epoll loop\"");
+        return 1;
+    }
+    void *foreign_loops[1] = {loop};
+
+    struct lws_protocols protocols[2];
+    transport_protocols(protocols, (size_t)config.rx_buffer);
+
+    /* /healthz and /metrics go to our callback; with --static-dir, every
+     * other path is a file under it (index.html for a directory). */
+    static struct lws_http_mount mounts[3];
+    memset(mounts, 0, sizeof mounts);
+    const char *const dyn[2] = {"/healthz", "/metrics"};
+    int nm = 0;
+    for (int i = 0; i < 2; i++, nm++) {
+        mounts[nm].mountpoint = dyn[i];
+        mounts[nm].mountpoint_len = (unsigned char)strlen(dyn[i]);
+        mounts[nm].origin = "parley";
+        mounts[nm].origin_protocol = LWSMPRO_CALLBACK;
+    }
+    if (*config.static_dir) {
+        mounts[nm].mountpoint = "/";
+        mounts[nm].mountpoint_len = 1;
+        mounts[nm].origin = config.static_dir;
+        mounts[nm].def = "index.html";
+        mounts[nm].origin_protocol = LWSMPRO_FILE;
+        nm++;
+    }
+    for (int i = 0; i + 1 < nm; i++)
+        mounts[i].mount_next = &mounts[i + 1];
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = port;
+    info.iface = host;
+    info.protocols = protocols;
+    info.mounts = mounts;
+    info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(host, ':') == NULL);
+    info.foreign_loops = foreign_loops;
+    info.count_threads = 1;
+
+    context = lws_create_context(&info);
+    if (!context) {
+        plog(LOG_ERROR, "startup_failed", "reason=\"cannot create the lws context\" listen=%s",
+             config.listen);
+        return 1;
+    }
+    struct lws_vhost *vh = lws_get_vhost_by_name(context, "default");
+    int bound = vh ? lws_get_vhost_listen_port(vh) : port;
+    if (bound <= 0) {
+        plog(LOG_ERROR, "startup_failed", "reason=\"cannot listen\" listen=%s", config.listen);
+        lws_context_destroy(context);
+        return 1;
+    }
+
+    http_started_at = ev_now(loop);
+    ev_timer_init(&sweep_timer, on_sweep, 1.0, 1.0);
+    ev_timer_start(loop, &sweep_timer);
+    ev_signal_init(&sigterm_watcher, on_signal, SIGTERM);
+    ev_signal_start(loop, &sigterm_watcher);
+    ev_signal_init(&sigint_watcher, on_signal, SIGINT);
+    ev_signal_start(loop, &sigint_watcher);
+
+    plog(LOG_INFO, "listening", "host=%s port=%d version=%s static_dir=\"%s\"", host, bound,
+         PARLEY_VERSION, config.static_dir);
+    ev_run(loop, 0);
+
+    ev_timer_stop(loop, &sweep_timer);
+    ev_timer_stop(loop, &stop_timer);
+    ev_signal_stop(loop, &sigterm_watcher);
+    ev_signal_stop(loop, &sigint_watcher);
+    lws_context_destroy(context);
+    plog(LOG_INFO, "stopped", NULL);
+    return 0;
+}

@@ -1,0 +1,82 @@
+/* metrics.c -- Prometheus text rendering of the counters. */
+#include "metrics.h"
+
+#include <stdio.h>
+
+metrics_t metrics;
+
+static const char *const err_names[ERR_NKINDS] = {
+    [ERR_MALFORMED] = "malformed",
+    [ERR_NOT_A_MESSAGE] = "not_a_message",
+    [ERR_FIELD_TYPE] = "field_type",
+    [ERR_INVALID_UTF8] = "invalid_utf8",
+    [ERR_TOO_DEEP] = "too_deep",
+    [ERR_TOO_BIG] = "too_big",
+    [ERR_FRAME_TYPE] = "frame_type",
+    [ERR_UNSUPPORTED_TYPE] = "unsupported_type",
+    [ERR_BAD_VSN] = "bad_vsn",
+    [ERR_BAD_TOPIC] = "bad_topic",
+    [ERR_BAD_EVENT] = "bad_event",
+    [ERR_BAD_PAYLOAD] = "bad_payload",
+    [ERR_UNMATCHED_TOPIC] = "unmatched_topic",
+    [ERR_TOO_MANY_CHANNELS] = "too_many_channels",
+    [ERR_RESERVED_EVENT] = "reserved_event",
+    [ERR_STALE_JOIN_REF] = "stale_join_ref",
+};
+
+const char *err_kind_name(err_kind_t kind) {
+    return kind < ERR_NKINDS ? err_names[kind] : "unknown";
+}
+
+typedef struct metric_row {
+    const char *name;
+    const char *type;
+    const char *help;
+    const uint64_t *value;
+} metric_row_t;
+
+static const metric_row_t rows[] = {
+    {"parley_connections", "gauge", "Open WebSocket connections.", &metrics.connections},
+    {"parley_connections_total", "counter", "WebSocket connections accepted.",
+     &metrics.connections_total},
+    {"parley_idle_disconnects_total", "counter", "Sockets closed for sending nothing.",
+     &metrics.disconnects_idle},
+    {"parley_slow_consumer_disconnects_total", "counter",
+     "Sockets closed because their outbound queue passed its limit.", &metrics.disconnects_slow},
+    {"parley_joins_total", "counter", "Successful topic joins.", &metrics.joins_total},
+    {"parley_leaves_total", "counter", "Channels left, closed or dropped.", &metrics.leaves_total},
+    {"parley_channels", "gauge", "Joined (socket, topic) pairs.", &metrics.channels},
+    {"parley_topics", "gauge", "Topics with at least one subscriber.", &metrics.topics},
+    {"parley_messages_in_total", "counter", "Client messages decoded.", &metrics.messages_in},
+    {"parley_messages_out_total", "counter", "Frames queued to sockets.", &metrics.messages_out},
+    {"parley_bytes_in_total", "counter", "Bytes of client messages.", &metrics.bytes_in},
+    {"parley_bytes_out_total", "counter", "Bytes of frames queued to sockets.", &metrics.bytes_out},
+    {"parley_broadcasts_total", "counter", "Chat messages fanned out to a topic.",
+     &metrics.broadcasts},
+    {"parley_http_requests_total", "counter", "HTTP requests served.", &metrics.http_requests},
+};
+
+#define APPEND(...)                                                          \
+    do {                                                                     \
+        int n_ = snprintf(size > len ? buf + len : NULL, size > len ? size - len : 0, \
+                          __VA_ARGS__);                                      \
+        if (n_ > 0)                                                          \
+            len += (size_t)n_;                                               \
+    } while (0)
+
+size_t metrics_render(char *buf, size_t size, double uptime_s) {
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const metric_row_t *r = &rows[i];
+        APPEND("# HELP %s %s\n# TYPE %s %s\n%s %llu\n", r->name, r->help, r->name, r->type,
+               r->name, (unsigned long long)*r->value);
+    }
+    APPEND("# HELP parley_errors_total Client errors by kind.\n"
+           "# TYPE parley_errors_total counter\n");
+    for (int k = 0; k < ERR_NKINDS; k++)
+        APPEND("parley_errors_total{kind=\"%s\"} %llu\n", err_names[k],
+               (unsigned long long)metrics.errors[k]);
+    APPEND("# HELP parley_uptime_seconds Seconds since the server started.\n"
+           "# TYPE parley_uptime_seconds gauge\nparley_uptime_seconds %.3f\n", uptime_s);
+    return len;
+}

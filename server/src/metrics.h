@@ -1,0 +1,56 @@
+/* metrics.h -- the server's counters and gauges, exported at /metrics in
+ * Prometheus' text format. One global struct: the server has one thread. */
+#ifndef PARLEY_METRICS_H
+#define PARLEY_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Kinds of client error, each counted in parley_errors_total{kind=...}. */
+typedef enum err_kind {
+    ERR_MALFORMED,          /* not decodable as JSON / MessagePack */
+    ERR_NOT_A_MESSAGE,      /* decodable, but not a Phoenix message */
+    ERR_FIELD_TYPE,         /* join_ref/ref/topic/event of the wrong type */
+    ERR_INVALID_UTF8,
+    ERR_TOO_DEEP,
+    ERR_TOO_BIG,
+    ERR_FRAME_TYPE,         /* binary frame on a JSON socket or the reverse */
+    ERR_UNSUPPORTED_TYPE,   /* MessagePack bin/ext/non-string key */
+    ERR_BAD_VSN,
+    ERR_BAD_TOPIC,
+    ERR_BAD_EVENT,
+    ERR_BAD_PAYLOAD,
+    ERR_UNMATCHED_TOPIC,
+    ERR_TOO_MANY_CHANNELS,
+    ERR_RESERVED_EVENT,
+    ERR_STALE_JOIN_REF,
+    ERR_NKINDS
+} err_kind_t;
+
+typedef struct metrics {
+    uint64_t connections;           /* gauge: open WebSocket connections */
+    uint64_t connections_total;
+    uint64_t disconnects_idle;
+    uint64_t disconnects_slow;
+    uint64_t joins_total;
+    uint64_t leaves_total;
+    uint64_t channels;              /* gauge: joined (socket, topic) pairs */
+    uint64_t topics;                /* gauge: topics with subscribers */
+    uint64_t messages_in;           /* client messages decoded */
+    uint64_t messages_out;          /* frames delivered to sockets */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t broadcasts;            /* chat messages fanned out */
+    uint64_t http_requests;
+    uint64_t errors[ERR_NKINDS];
+} metrics_t;
+
+extern metrics_t metrics;
+
+const char *err_kind_name(err_kind_t kind);
+
+/* Renders every metric into buf; returns the length, or the length it would
+ * need when larger than size (snprintf's contract). */
+size_t metrics_render(char *buf, size_t size, double uptime_s);
+
+#endif

@@ -1,0 +1,455 @@
+/* session.c -- the Phoenix socket protocol for one connection.
+ *
+ * Sections: the outbound queue; replies; the channel commands (join, leave,
+ * heartbeat, chat message), which follow Phoenix.Socket's handle_in clauses
+ * one for one; the inbound path (reassembly, decode, bad input); lifecycle
+ * and the idle list. */
+#include "session.h"
+
+#include <ev.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+
+/* Seconds a closing socket may take to accept its close frame. */
+#define CLOSE_WAIT_S 5
+
+static uint64_t next_id = 1;
+static session_t *idle_list;   /* utlist DL via iprev/inext */
+
+/* ---- outbound queue ----------------------------------------------------- */
+
+/* One write gathers at most this many bytes of queued frames. */
+#define WRITE_CHUNK 65536
+/* An empty ring larger than this is freed rather than kept. */
+#define RING_KEEP 64
+
+static uint8_t write_buf[WRITE_CHUNK];
+
+static int ring_grow(session_t *s) {
+    uint32_t cap = s->qcap ? s->qcap * 2 : 8;
+    frame_t **q = malloc(cap * sizeof *q);
+    if (!q)
+        return -1;
+    for (uint32_t i = 0; i < s->qcount; i++)
+        q[i] = s->q[(s->qhead + i) % s->qcap];
+    free(s->q);
+    s->q = q;
+    s->qcap = cap;
+    s->qhead = 0;
+    return 0;
+}
+
+static void ring_pop(session_t *s) {
+    frame_t *f = s->q[s->qhead];
+    s->qbytes -= f->len;
+    frame_unref(f);
+    s->qhead = (s->qhead + 1) % s->qcap;
+    s->qcount--;
+    s->head_off = 0;
+}
+
+static void ring_clear(session_t *s) {
+    while (s->qcount)
+        ring_pop(s);
+    free(s->q);
+    s->q = NULL;
+    s->qcap = s->qhead = 0;
+}
+
+int session_enqueue(session_t *s, frame_t *f) {
+    if (s->closing)
+        return -1;
+    if (s->qcount + 1 > (uint64_t)config.out_queue_msgs ||
+        s->qbytes + f->len > (uint64_t)config.out_queue_bytes) {
+        metrics.disconnects_slow++;
+        plog(LOG_WARN, "slow_consumer", "conn=%llu queued_msgs=%u queued_bytes=%zu",
+             (unsigned long long)s->id, s->qcount, s->qbytes);
+        session_close(s, CLOSE_SLOW_CONSUMER, "slow consumer");
+        return -1;
+    }
+    if (s->qcount == s->qcap && ring_grow(s)) {
+        session_close(s, CLOSE_INTERNAL, "out of memory");
+        return -1;
+    }
+    s->q[(s->qhead + s->qcount) % s->qcap] = frame_ref(f);
+    s->qcount++;
+    s->qbytes += f->len;
+    metrics.messages_out++;
+    metrics.bytes_out += f->len;
+    if (s->qcount == 1)
+        lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+/* Frames queued for one socket leave in one write: several small frames are
+ * gathered into write_buf; a lone frame, or one larger than the buffer, is
+ * handed to lws as it is. LWS_WRITE_RAW sends the bytes unchanged (they are
+ * complete WebSocket frames already); whatever the kernel does not take lws
+ * keeps and flushes before the next WRITEABLE callback. */
+int session_writable(session_t *s) {
+    if (s->closing) {
+        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+                         (unsigned char *)s->close_reason, strlen(s->close_reason));
+        return -1;
+    }
+    if (!s->qcount)
+        return 0;
+    frame_t *f = s->q[s->qhead];
+    size_t avail = f->len - s->head_off;
+    if (s->qcount == 1 || avail >= WRITE_CHUNK) {
+        if (lws_write(s->wsi, f->data + s->head_off, avail, LWS_WRITE_RAW) < 0)
+            return -1;
+        ring_pop(s);
+    } else {
+        size_t used = 0;
+        while (s->qcount && used < WRITE_CHUNK) {
+            f = s->q[s->qhead];
+            avail = f->len - s->head_off;
+            size_t take = avail < WRITE_CHUNK - used ? avail : WRITE_CHUNK - used;
+            memcpy(write_buf + used, f->data + s->head_off, take);
+            used += take;
+            if (take < avail) {
+                s->head_off += (uint32_t)take;
+                break;
+            }
+            ring_pop(s);
+        }
+        if (lws_write(s->wsi, write_buf, used, LWS_WRITE_RAW) < 0)
+            return -1;
+    }
+    if (s->qcount)
+        lws_callback_on_writable(s->wsi);
+    else if (s->qcap > RING_KEEP)
+        ring_clear(s);
+    return 0;
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+static void send_frame(session_t *s, frame_t *f) {
+    if (!f) {
+        session_close(s, CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    session_enqueue(s, f);
+    frame_unref(f);
+}
+
+static void reply(session_t *s, const char *join_ref, const char *ref, const char *topic,
+                  const char *status, json_t *response) {
+    send_frame(s, frame_encode_reply(s->format, join_ref, ref, topic, status, response));
+    json_decref(response);
+}
+
+static void reply_ok(session_t *s, const char *join_ref, const char *ref, const char *topic) {
+    reply(s, join_ref, ref, topic, "ok", json_object());
+}
+
+static void reply_error(session_t *s, const char *join_ref, const char *ref, const char *topic,
+                        err_kind_t kind, const char *reason) {
+    char q[128];
+    metrics.errors[kind]++;
+    plog(LOG_INFO, "error_reply", "conn=%llu kind=%s topic=%s", (unsigned long long)s->id,
+         err_kind_name(kind), log_quote(topic, q, sizeof q));
+    reply(s, join_ref, ref, topic, "error", json_pack("{s:s}", "reason", reason));
+}
+
+/* Pushes phx_close for a channel, as Phoenix does when a channel ends:
+ * join_ref and ref are both the channel's join_ref. */
+static void push_close(session_t *s, channel_t *ch) {
+    json_t *empty = json_object();
+    send_frame(s, frame_encode(s->format, ch->join_ref, ch->join_ref, ch->topic->name,
+                               "phx_close", empty));
+    json_decref(empty);
+}
+
+/* ---- channels ----------------------------------------------------------- */
+
+static channel_t *find_channel(session_t *s, const char *topic, size_t len) {
+    channel_t *ch;
+    HASH_FIND(hh, s->channels, topic, len, ch);
+    return ch;
+}
+
+static void channel_destroy(session_t *s, channel_t *ch) {
+    HASH_DEL(s->channels, ch);
+    topics_unsubscribe(ch);
+    free(ch->join_ref);
+    free(ch);
+    s->nchannels--;
+    metrics.channels--;
+    metrics.leaves_total++;
+}
+
+static int is(const char *a, const char *b) {
+    return strcmp(a, b) == 0;
+}
+
+/* Events a client may not push as chat messages: the protocol's own. */
+static int reserved_event(const char *event) {
+    return strncmp(event, "phx_", 4) == 0 || is(event, "heartbeat") ||
+           is(event, "presence_state") || is(event, "presence_diff");
+}
+
+static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m) {
+    if (old) {
+        /* Duplicate join: the old channel closes, the new join proceeds. */
+        plog(LOG_DEBUG, "duplicate_join", "conn=%llu", (unsigned long long)s->id);
+        push_close(s, old);
+        channel_destroy(s, old);
+    }
+    if (is(m->topic, "phoenix")) {
+        reply_error(s, m->join_ref, m->ref, m->topic, ERR_UNMATCHED_TOPIC, "unmatched topic");
+        return;
+    }
+    if (s->nchannels >= (unsigned long)config.max_channels) {
+        reply_error(s, m->join_ref, m->ref, m->topic, ERR_TOO_MANY_CHANNELS,
+                    "too many channels joined");
+        return;
+    }
+    channel_t *ch = calloc(1, sizeof *ch);
+    if (!ch || (m->join_ref && !(ch->join_ref = strdup(m->join_ref))) ||
+        topics_subscribe(ch, m->topic, m->topic_len)) {
+        if (ch)
+            free(ch->join_ref);
+        free(ch);
+        session_close(s, CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    ch->session = s;
+    HASH_ADD_KEYPTR(hh, s->channels, ch->topic->name, ch->topic->len, ch);
+    s->nchannels++;
+    metrics.channels++;
+    metrics.joins_total++;
+    reply_ok(s, m->join_ref, m->ref, m->topic);
+}
+
+static void handle_leave(session_t *s, channel_t *ch, const proto_msg_t *m) {
+    if (!ch) {
+        reply_ok(s, m->join_ref, m->ref, m->topic);
+        return;
+    }
+    /* Phoenix accepts the leave when the channel's join_ref equals the
+     * message's, or the channel has none (V1); otherwise the client raced a
+     * close the server already sent, and nothing is replied. */
+    if (ch->join_ref && !(m->join_ref && is(m->join_ref, ch->join_ref))) {
+        metrics.errors[ERR_STALE_JOIN_REF]++;
+        return;
+    }
+    reply_ok(s, ch->join_ref, m->ref, m->topic);
+    push_close(s, ch);
+    channel_destroy(s, ch);
+}
+
+static void handle_message(session_t *s, const proto_msg_t *m) {
+    if (is(m->topic, "phoenix") && is(m->event, "heartbeat")) {
+        reply_ok(s, NULL, m->ref, "phoenix");
+        return;
+    }
+    channel_t *ch = find_channel(s, m->topic, m->topic_len);
+    if (is(m->event, "phx_join")) {
+        handle_join(s, ch, m);
+        return;
+    }
+    if (is(m->event, "phx_leave")) {
+        handle_leave(s, ch, m);
+        return;
+    }
+    if (!ch) {
+        reply_error(s, NULL, m->ref, m->topic, ERR_UNMATCHED_TOPIC, "unmatched topic");
+        return;
+    }
+    if (m->join_ref && ch->join_ref && !is(m->join_ref, ch->join_ref)) {
+        /* A message for an earlier join of this topic: ignored. */
+        metrics.errors[ERR_STALE_JOIN_REF]++;
+        plog(LOG_DEBUG, "stale_join_ref", "conn=%llu", (unsigned long long)s->id);
+        return;
+    }
+    if (reserved_event(m->event)) {
+        reply_error(s, ch->join_ref, m->ref, m->topic, ERR_RESERVED_EVENT, "reserved event");
+        return;
+    }
+    /* A chat message: acknowledge, then fan out to every subscriber, the
+     * sender included (as Phoenix's broadcast!/3 does). */
+    reply_ok(s, ch->join_ref, m->ref, m->topic);
+    topics_broadcast(ch->topic, m->event, m->payload);
+}
+
+/* ---- inbound ------------------------------------------------------------ */
+
+static void close_for(session_t *s, err_kind_t kind, int code, const char *reason) {
+    metrics.errors[kind]++;
+    plog(LOG_WARN, "bad_input", "conn=%llu kind=%s close=%d", (unsigned long long)s->id,
+         err_kind_name(kind), code);
+    session_close(s, code, reason);
+}
+
+static void process(session_t *s, const uint8_t *buf, size_t len) {
+    if (s->rx_binary != (s->format == PROTO_MSGPACK)) {
+        close_for(s, ERR_FRAME_TYPE, CLOSE_UNSUPPORTED,
+                  s->rx_binary ? "binary frame on a JSON socket"
+                               : "text frame on a MessagePack socket");
+        return;
+    }
+    proto_limits_t lim = {
+        .max_message = (size_t)config.max_frame,
+        .max_topic = (size_t)config.max_topic,
+        .max_event = PROTO_DEFAULT_MAX_EVENT,
+        .max_depth = (int)config.max_depth,
+    };
+    proto_msg_t m;
+    int rc = proto_decode(s->format, buf, len, &lim, &m);
+    metrics.bytes_in += len;
+    switch (rc) {
+    case PROTO_OK:
+        metrics.messages_in++;
+        handle_message(s, &m);
+        break;
+    case PROTO_ETOPIC:
+        reply_error(s, m.join_ref, m.ref, m.topic, ERR_BAD_TOPIC,
+                    m.topic_len ? "topic too long" : "topic must not be empty");
+        break;
+    case PROTO_EEVENT:
+        reply_error(s, m.join_ref, m.ref, m.topic, ERR_BAD_EVENT,
+                    m.event_len ? "event too long" : "event must not be empty");
+        break;
+    case PROTO_EPAYLOAD:
+        reply_error(s, m.join_ref, m.ref, m.topic, ERR_BAD_PAYLOAD, "payload must be an object");
+        break;
+    case PROTO_EUTF8: close_for(s, ERR_INVALID_UTF8, CLOSE_INVALID_DATA, "invalid UTF-8"); break;
+    case PROTO_ETOOBIG: close_for(s, ERR_TOO_BIG, CLOSE_TOO_BIG, "message too big"); break;
+    case PROTO_EDEPTH: close_for(s, ERR_TOO_DEEP, CLOSE_MALFORMED, "nesting too deep"); break;
+    case PROTO_ESHAPE:
+        close_for(s, ERR_NOT_A_MESSAGE, CLOSE_MALFORMED, "not a Phoenix message");
+        break;
+    case PROTO_EFIELD:
+        close_for(s, ERR_FIELD_TYPE, CLOSE_MALFORMED, "invalid field type");
+        break;
+    case PROTO_ETYPE:
+        close_for(s, ERR_UNSUPPORTED_TYPE, CLOSE_MALFORMED, "unsupported MessagePack type");
+        break;
+    case PROTO_ENOMEM: session_close(s, CLOSE_INTERNAL, "out of memory"); break;
+    default: close_for(s, ERR_MALFORMED, CLOSE_MALFORMED, "malformed message"); break;
+    }
+    if (rc == PROTO_OK || rc == PROTO_ETOPIC || rc == PROTO_EEVENT || rc == PROTO_EPAYLOAD)
+        proto_msg_free(&m);
+}
+
+static void touch(session_t *s) {
+    s->last_rx = ev_now(EV_DEFAULT);
+    if (s->inext) { /* not yet the tail (most recently active): move it there */
+        DL_DELETE2(idle_list, s, iprev, inext);
+        DL_APPEND2(idle_list, s, iprev, inext);
+    }
+}
+
+void session_receive(session_t *s, const void *in, size_t len, int first, int final,
+                     int binary) {
+    if (s->closing || !s->open)
+        return;
+    touch(s);
+    if (first)
+        s->rx_binary = binary;
+    if (first && final && s->rx.buf.len == 0) { /* whole message in one piece */
+        if (len > (size_t)config.max_frame)
+            close_for(s, ERR_TOO_BIG, CLOSE_TOO_BIG, "message too big");
+        else
+            process(s, in, len);
+        return;
+    }
+    if (first)
+        proto_assembler_reset(&s->rx);
+    int rc = proto_assembler_feed(&s->rx, in, len);
+    if (rc == PROTO_ETOOBIG) {
+        close_for(s, ERR_TOO_BIG, CLOSE_TOO_BIG, "message too big");
+        return;
+    }
+    if (rc) {
+        session_close(s, CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    if (final) {
+        process(s, s->rx.buf.data, s->rx.buf.len);
+        proto_assembler_reset(&s->rx);
+    }
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *serializer) {
+    memset(s, 0, sizeof *s);
+    s->wsi = wsi;
+    s->id = next_id++;
+    proto_assembler_init(&s->rx, (size_t)config.max_frame);
+    metrics.connections++;
+    metrics.connections_total++;
+    s->last_rx = ev_now(EV_DEFAULT);
+    DL_APPEND2(idle_list, s, iprev, inext);
+    s->open = 1;
+    if (proto_negotiate(vsn, serializer, &s->format)) {
+        char q1[64], q2[64];
+        metrics.errors[ERR_BAD_VSN]++;
+        plog(LOG_WARN, "bad_vsn", "conn=%llu vsn=%s serializer=%s", (unsigned long long)s->id,
+             log_quote(vsn ? vsn : "", q1, sizeof q1),
+             log_quote(serializer ? serializer : "", q2, sizeof q2));
+        session_close(s, CLOSE_BAD_VSN, "unsupported vsn or serializer");
+        return -1;
+    }
+    plog(LOG_DEBUG, "connected", "conn=%llu serializer=%s", (unsigned long long)s->id,
+         proto_format_name(s->format));
+    return 0;
+}
+
+void session_close(session_t *s, int code, const char *reason) {
+    if (s->closing || !s->open)
+        return;
+    s->closing = 1;
+    ring_clear(s);
+    proto_assembler_reset(&s->rx);
+    DL_DELETE2(idle_list, s, iprev, inext);
+    s->iprev = s->inext = NULL;
+    plog(LOG_DEBUG, "closing", "conn=%llu code=%d reason=\"%s\"", (unsigned long long)s->id,
+         code, reason);
+    /* The close frame is sent from the next WRITEABLE callback, after
+     * whatever lws still holds of earlier frames. A peer that never becomes
+     * writable again is cut off without one after CLOSE_WAIT_S. */
+    s->close_code = code;
+    s->close_reason = reason;
+    lws_callback_on_writable(s->wsi);
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_WAIT_S);
+}
+
+void session_closed(session_t *s) {
+    if (!s->open)
+        return;
+    channel_t *ch, *tmp;
+    HASH_ITER(hh, s->channels, ch, tmp) {
+        channel_destroy(s, ch);
+    }
+    ring_clear(s);
+    proto_assembler_free(&s->rx);
+    if (!s->closing)
+        DL_DELETE2(idle_list, s, iprev, inext);
+    s->open = 0;
+    metrics.connections--;
+    plog(LOG_DEBUG, "disconnected", "conn=%llu", (unsigned long long)s->id);
+}
+
+void session_sweep_idle(double now) {
+    while (idle_list && now - idle_list->last_rx >= (double)config.idle_timeout) {
+        metrics.disconnects_idle++;
+        plog(LOG_INFO, "idle_timeout", "conn=%llu", (unsigned long long)idle_list->id);
+        session_close(idle_list, CLOSE_NORMAL, "idle timeout");
+    }
+}
+
+void session_close_all(int code, const char *reason) {
+    while (idle_list)
+        session_close(idle_list, code, reason);
+}

@@ -1,0 +1,91 @@
+/* session.h -- one WebSocket connection speaking the Phoenix protocol: its
+ * serializer, the channels (topics) it has joined, its bounded outbound
+ * queue, its reassembly buffer and its place in the idle list.
+ *
+ * The session_t lives in libwebsockets' per-session storage: lws allocates it
+ * zeroed when the connection is accepted and frees it after
+ * LWS_CALLBACK_CLOSED, where session_closed() has released what it owns.
+ *
+ * Closing contract: session_close() may be called from anywhere (another
+ * socket's callback, a timer). It drops the outbound queue at once, stops all
+ * further queueing and reading, and asks lws to close the socket with the
+ * given WebSocket close code; the session stays subscribed to its topics
+ * until session_closed(), so topic lists never change during a fan-out. */
+#ifndef PARLEY_SESSION_H
+#define PARLEY_SESSION_H
+
+#include <parley/protocol.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+#include "topics.h"
+
+struct lws;
+
+/* WebSocket close codes the server uses (also listed in PROTOCOL.md). */
+enum close_code {
+    CLOSE_NORMAL = 1000,        /* idle timeout, as Phoenix does */
+    CLOSE_GOING_AWAY = 1001,    /* server shutting down: reconnect */
+    CLOSE_UNSUPPORTED = 1003,   /* binary frame on a JSON socket, or the reverse */
+    CLOSE_INVALID_DATA = 1007,  /* invalid UTF-8 */
+    CLOSE_TOO_BIG = 1009,       /* message larger than --max-frame */
+    CLOSE_INTERNAL = 1011,      /* out of memory */
+    CLOSE_MALFORMED = 4000,     /* not a decodable Phoenix message */
+    CLOSE_SLOW_CONSUMER = 4001, /* outbound queue passed its limit */
+    CLOSE_BAD_VSN = 4002,       /* unsupported vsn / serializer */
+};
+
+typedef struct session {
+    struct lws *wsi;
+    uint64_t id;
+    proto_format_t format;
+    int closing;                /* session_close() was called */
+    int close_code;             /* what to send in the close frame */
+    const char *close_reason;   /* static text */
+    int open;                   /* session_open() succeeded */
+    channel_t *channels;        /* joined topics (uthash, keyed by topic name) */
+    unsigned nchannels;
+    /* Outbound queue: a ring of frame references, oldest at qhead. */
+    frame_t **q;
+    uint32_t qcap, qhead, qcount;
+    uint32_t head_off;          /* bytes of the oldest frame already written */
+    size_t qbytes;              /* bytes of all queued frames */
+    /* Inbound: fragments of the current message. */
+    proto_assembler_t rx;
+    int rx_binary;
+    double last_rx;             /* loop time of the last frame received */
+    struct session *iprev, *inext; /* open sessions, least recently active first */
+} session_t;
+
+/* Sets up a new connection. query_vsn/query_serializer are the connect
+ * parameters (NULL when absent). Returns 0, or closes the session with
+ * CLOSE_BAD_VSN and returns -1. */
+int session_open(session_t *s, struct lws *wsi, const char *query_vsn,
+                 const char *query_serializer);
+
+/* Feeds one piece of a client message. first/final say whether it starts or
+ * ends the message; binary is the WebSocket opcode of the message. */
+void session_receive(session_t *s, const void *in, size_t len, int first, int final,
+                     int binary);
+
+/* Writes queued frames; called from LWS_CALLBACK_SERVER_WRITEABLE. Returns
+ * -1 if the connection must close. */
+int session_writable(session_t *s);
+
+/* Releases everything the session owns; called from LWS_CALLBACK_CLOSED. */
+void session_closed(session_t *s);
+
+/* Queues a frame (taking a reference). Returns 0, or -1 if the session is
+ * closing or was just closed for passing its queue limit. */
+int session_enqueue(session_t *s, frame_t *f);
+
+void session_close(session_t *s, int code, const char *reason);
+
+/* Closes sessions that have sent nothing for --idle-timeout seconds. */
+void session_sweep_idle(double now);
+
+/* Closes every open session with `code` (shutdown). */
+void session_close_all(int code, const char *reason);
+
+#endif

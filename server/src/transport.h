@@ -1,0 +1,16 @@
+/* transport.h -- the libwebsockets protocol table: the callback that turns
+ * lws events (accept, receive, writable, close, HTTP request) into calls on
+ * session and http. Nothing else lives here. */
+#ifndef PARLEY_TRANSPORT_H
+#define PARLEY_TRANSPORT_H
+
+#include <libwebsockets.h>
+
+/* The WebSocket endpoint's path, as Phoenix serves it. */
+#define TRANSPORT_WS_PATH "/socket/websocket"
+
+/* Fills protocols[0..1] (the second is the terminator). rx_buffer is the
+ * per-socket read size. */
+void transport_protocols(struct lws_protocols protocols[2], size_t rx_buffer);
+
+#endif
