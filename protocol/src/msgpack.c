@@ -13,6 +13,12 @@
 
 #include "internal.h"
 
+/* msgpack-c's unpacker keeps the open containers on a fixed stack of
+ * MSGPACK_EMBED_STACK_SIZE (32, set when the library is built) entries and
+ * fails deeper input as "out of memory". The decoder caps its depth limit
+ * there, so that such input is refused as too deep instead. */
+#define MP_UNPACK_MAX_DEPTH 32
+
 static uint64_t be(const uint8_t *p, int n) {
     uint64_t v = 0;
     for (int i = 0; i < n; i++)
@@ -90,6 +96,13 @@ static int mp_scan(const uint8_t **pp, const uint8_t *end, int depth, int max_de
     return 0;
 }
 
+/* The bytes of a string. msgpack-c leaves ptr NULL (or pointing at an
+ * earlier item) for an empty string, and jansson refuses a NULL pointer even
+ * with length 0, so an empty string gets a pointer of its own. */
+static const char *str_ptr(const msgpack_object_str *s) {
+    return s->size ? s->ptr : "";
+}
+
 static int mp_to_json(const msgpack_object *o, json_t **out) {
     json_t *v = NULL;
     switch (o->type) {
@@ -110,7 +123,7 @@ static int mp_to_json(const msgpack_object *o, json_t **out) {
     case MSGPACK_OBJECT_STR:
         if (!proto_utf8_valid((const uint8_t *)o->via.str.ptr, o->via.str.size))
             return PROTO_EUTF8;
-        v = json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+        v = json_stringn_nocheck(str_ptr(&o->via.str), o->via.str.size);
         break;
     case MSGPACK_OBJECT_ARRAY:
         v = json_array();
@@ -146,7 +159,7 @@ static int mp_to_json(const msgpack_object *o, json_t **out) {
                 json_decref(v);
                 return rc;
             }
-            if (json_object_setn_new_nocheck(v, k->ptr, k->size, e)) {
+            if (json_object_setn_new_nocheck(v, str_ptr(k), k->size, e)) {
                 json_decref(v);
                 return PROTO_ENOMEM;
             }
@@ -162,6 +175,8 @@ static int mp_to_json(const msgpack_object *o, json_t **out) {
 }
 
 int proto_msgpack_parse(const uint8_t *buf, size_t len, int max_depth, json_t **out) {
+    if (max_depth > MP_UNPACK_MAX_DEPTH)
+        max_depth = MP_UNPACK_MAX_DEPTH;
     const uint8_t *p = buf;
     int rc = mp_scan(&p, buf + len, 0, max_depth);
     if (rc)

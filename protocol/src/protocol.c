@@ -46,6 +46,8 @@ int proto_decode(proto_format_t format, const uint8_t *buf, size_t len,
     if (len > lim.max_message)
         return PROTO_ETOOBIG;
 
+    if (format != PROTO_V1_JSON && format != PROTO_V2_JSON && format != PROTO_MSGPACK)
+        return PROTO_EVSN;
     json_t *root = NULL;
     int rc = format == PROTO_MSGPACK ? proto_msgpack_parse(buf, len, lim.max_depth, &root)
                                      : proto_json_parse(buf, len, lim.max_depth, &root);
@@ -172,8 +174,8 @@ int proto_encode_reply(proto_format_t format, proto_buf_t *out, const char *join
  * for release versions). Returns 0 or -1. */
 static int parse_version(const char *s, long v[3]) {
     for (int i = 0; i < 3; i++) {
-        if (*s < '0' || *s > '9')
-            return -1;
+        if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+            return -1; /* a digit first, and no leading zeros (as SemVer) */
         char *end;
         v[i] = strtol(s, &end, 10);
         if (end - s > 9)

@@ -197,6 +197,15 @@ static int reserved_event(const char *event) {
            is(event, "presence_state") || is(event, "presence_diff");
 }
 
+/* A message that belongs to an earlier join of its topic is dropped without
+ * a reply, as Phoenix does; it is still logged and counted. */
+static void ignore_stale(session_t *s, const proto_msg_t *m) {
+    char q[128];
+    metrics.errors[ERR_STALE_JOIN_REF]++;
+    plog(LOG_INFO, "stale_join_ref", "conn=%llu topic=%s", (unsigned long long)s->id,
+         log_quote(m->topic, q, sizeof q));
+}
+
 static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m) {
     if (old) {
         /* Duplicate join: the old channel closes, the new join proceeds. */
@@ -239,7 +248,7 @@ static void handle_leave(session_t *s, channel_t *ch, const proto_msg_t *m) {
      * message's, or the channel has none (V1); otherwise the client raced a
      * close the server already sent, and nothing is replied. */
     if (ch->join_ref && !(m->join_ref && is(m->join_ref, ch->join_ref))) {
-        metrics.errors[ERR_STALE_JOIN_REF]++;
+        ignore_stale(s, m);
         return;
     }
     reply_ok(s, ch->join_ref, m->ref, m->topic);
@@ -266,9 +275,7 @@ static void handle_message(session_t *s, const proto_msg_t *m) {
         return;
     }
     if (m->join_ref && ch->join_ref && !is(m->join_ref, ch->join_ref)) {
-        /* A message for an earlier join of this topic: ignored. */
-        metrics.errors[ERR_STALE_JOIN_REF]++;
-        plog(LOG_DEBUG, "stale_join_ref", "conn=%llu", (unsigned long long)s->id);
+        ignore_stale(s, m); /* a message for an earlier join of this topic */
         return;
     }
     if (reserved_event(m->event)) {

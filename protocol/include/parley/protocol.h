@@ -59,7 +59,8 @@ typedef struct proto_limits {
     size_t max_message;   /* bytes in one complete message */
     size_t max_topic;     /* bytes in a topic */
     size_t max_event;     /* bytes in an event name */
-    int max_depth;        /* nesting of arrays/objects, the envelope included */
+    int max_depth;        /* nesting of arrays/objects, the envelope included;
+                             MessagePack is capped at 32 (msgpack-c's stack) */
 } proto_limits_t;
 
 #define PROTO_DEFAULT_MAX_MESSAGE (64 * 1024)

@@ -1,0 +1,85 @@
+/* test_config.c -- unit tests of the settings table (server/src/config.c):
+ * defaults, environment variables, flags, precedence and refusals. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+static int passed, failed;
+
+#define CHECK(name, cond)                                        \
+    do {                                                         \
+        if (cond) {                                              \
+            passed++;                                            \
+            printf("ok %d - %s\n", passed + failed, name);       \
+        } else {                                                 \
+            failed++;                                            \
+            printf("not ok %d - %s\n", passed + failed, name);   \
+        }                                                        \
+    } while (0)
+
+static int load(int argc, const char **argv) {
+    return config_load(argc, (char **)argv);
+}
+
+int main(void) {
+    unsetenv("PARLEY_LISTEN");
+    unsetenv("PARLEY_MAX_CHANNELS");
+    unsetenv("PARLEY_LOG_LEVEL");
+
+    const char *none[] = {"parley"};
+    CHECK("defaults load", load(1, none) == 0);
+    CHECK("default listen", strcmp(config.listen, "127.0.0.1:4000") == 0);
+    CHECK("default max channels", config.max_channels == 100);
+    CHECK("default max frame", config.max_frame == 65536);
+    CHECK("default idle timeout", config.idle_timeout == 60);
+    CHECK("default log level", log_level == LOG_INFO);
+
+    setenv("PARLEY_MAX_CHANNELS", "7", 1);
+    setenv("PARLEY_LISTEN", "127.0.0.2:5000", 1);
+    CHECK("env loads", load(1, none) == 0);
+    CHECK("env sets max channels", config.max_channels == 7);
+    CHECK("env sets listen", strcmp(config.listen, "127.0.0.2:5000") == 0);
+
+    const char *flags[] = {"parley", "--max-channels", "9", "--listen=127.0.0.3:6000",
+                           "--log-level", "debug"};
+    CHECK("flags load", load(6, flags) == 0);
+    CHECK("flag beats env", config.max_channels == 9);
+    CHECK("--name=value form", strcmp(config.listen, "127.0.0.3:6000") == 0);
+    CHECK("log level flag", log_level == LOG_DEBUG);
+    unsetenv("PARLEY_MAX_CHANNELS");
+    unsetenv("PARLEY_LISTEN");
+
+    const char *bad_int[] = {"parley", "--max-channels", "ten"};
+    CHECK("non-integer refused", load(3, bad_int) == -1);
+    const char *range[] = {"parley", "--max-channels", "0"};
+    CHECK("out of range refused", load(3, range) == -1);
+    const char *unknown[] = {"parley", "--no-such-flag", "1"};
+    CHECK("unknown flag refused", load(3, unknown) == -1);
+    const char *noval[] = {"parley", "--listen"};
+    CHECK("missing value refused", load(2, noval) == -1);
+    const char *level[] = {"parley", "--log-level", "loud"};
+    CHECK("bad log level refused", load(3, level) == -1);
+    const char *listen[] = {"parley", "--listen", "4000"};
+    CHECK("listen without host refused", load(3, listen) == -1);
+    setenv("PARLEY_IDLE_TIMEOUT", "-5", 1);
+    CHECK("bad env value refused", load(1, none) == -1);
+    unsetenv("PARLEY_IDLE_TIMEOUT");
+
+    FILE *f = tmpfile();
+    config_usage(f);
+    long size = ftell(f);
+    rewind(f);
+    char *text = calloc(1, (size_t)size + 1);
+    CHECK("usage readable", text && fread(text, 1, (size_t)size, f) == (size_t)size);
+    CHECK("usage lists flags with env vars",
+          text && strstr(text, "--max-channels") && strstr(text, "PARLEY_MAX_CHANNELS") &&
+              strstr(text, "--idle-timeout") && strstr(text, "PARLEY_LOG_LEVEL"));
+    free(text);
+    fclose(f);
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
