@@ -41,9 +41,10 @@ int proto_json_parse(const uint8_t *buf, size_t len, int max_depth, json_t **out
     if (rc)
         return rc;
     json_error_t err;
-    /* JSON_DECODE_ANY is off: the envelope is an array or an object. Embedded
-     * NUL characters (\u0000) are refused, as jansson does by default. */
-    json_t *v = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &err);
+    /* JSON_DECODE_ANY is off: the envelope is an array or an object.
+     * \u0000 is allowed in string values (MessagePack strings may hold NUL
+     * too); jansson refuses it in object keys, and so does msgpack.c. */
+    json_t *v = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
     if (!v)
         return json_error_code(&err) == json_error_out_of_memory ? PROTO_ENOMEM
                                                                   : PROTO_ESYNTAX;

@@ -144,7 +144,9 @@ static int mp_to_json(const msgpack_object *o, json_t **out) {
         v = json_object();
         for (uint32_t i = 0; v && i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            if (kv->key.type != MSGPACK_OBJECT_STR) {
+            /* Keys are strings without NUL, as JSON object keys are here. */
+            if (kv->key.type != MSGPACK_OBJECT_STR ||
+                memchr(str_ptr(&kv->key.via.str), '\0', kv->key.via.str.size)) {
                 json_decref(v);
                 return PROTO_ETYPE;
             }
