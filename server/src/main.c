@@ -20,11 +20,69 @@
 
 static struct lws_context *context;
 static ev_timer sweep_timer, stop_timer;
+static ev_prepare flush_watcher;
 static ev_signal sigterm_watcher, sigint_watcher;
 static double stop_deadline;
 
 static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
     session_sweep_idle(ev_now(loop));
+}
+
+/* Writing queued frames is deferred a little so that a burst of broadcasts
+ * leaves each socket in as few writes as possible (the kernel's cost is per
+ * write, not per frame):
+ *  - while input is still arriving: lws reads at most --rx-buffer bytes from
+ *    a socket per callback, so a burst from one client takes many loop
+ *    iterations to read. When frames are queued, an idle watcher is started;
+ *    libev then polls without blocking and runs it only in an iteration with
+ *    no I/O left to handle, and that is when we write; or FLUSH_MAX_DEFER
+ *    seconds after the first frame was queued, so a busy server still
+ *    delivers promptly;
+ *  - after a flush that took D seconds, the next one waits until D has
+ *    passed (at most FLUSH_MAX_WAIT), so writing takes at most about half
+ *    the loop's time and frames that arrive meanwhile share writes.
+ * A message to a quiet server is written in the same loop iteration. */
+#define FLUSH_MAX_DEFER 0.005
+#define FLUSH_MAX_WAIT 0.05
+
+static ev_idle flush_idle;
+static ev_timer flush_timer;
+static double flush_first_queued; /* 0: nothing deferred yet */
+static double flush_not_before;
+
+static void flush_now(struct ev_loop *loop) {
+    ev_idle_stop(loop, &flush_idle);
+    ev_timer_stop(loop, &flush_timer);
+    flush_first_queued = 0;
+    double t0 = ev_time();
+    session_flush();
+    double t1 = ev_time();
+    double d = t1 - t0;
+    flush_not_before = t1 + (d < FLUSH_MAX_WAIT ? d : FLUSH_MAX_WAIT);
+}
+
+static void on_flush_idle(struct ev_loop *loop, ev_idle *w, int revents) {
+    flush_now(loop);
+}
+
+static void on_flush_timer(struct ev_loop *loop, ev_timer *w, int revents) {
+    flush_now(loop);
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
+    if (!session_flush_pending() || ev_is_active(&flush_timer))
+        return;
+    double now = ev_time();
+    if (flush_first_queued == 0)
+        flush_first_queued = now;
+    if (flush_not_before > now) {
+        ev_timer_set(&flush_timer, flush_not_before - now, 0.);
+        ev_timer_start(loop, &flush_timer);
+    } else if (now - flush_first_queued >= FLUSH_MAX_DEFER) {
+        flush_now(loop);
+    } else {
+        ev_idle_start(loop, &flush_idle);
+    }
 }
 
 static void on_stop_tick(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -144,6 +202,10 @@ int main(int argc, char **argv) {
     }
 
     http_started_at = ev_now(loop);
+    ev_idle_init(&flush_idle, on_flush_idle);
+    ev_timer_init(&flush_timer, on_flush_timer, 0., 0.);
+    ev_prepare_init(&flush_watcher, on_prepare);
+    ev_prepare_start(loop, &flush_watcher);
     ev_timer_init(&sweep_timer, on_sweep, 1.0, 1.0);
     ev_timer_start(loop, &sweep_timer);
     ev_signal_init(&sigterm_watcher, on_signal, SIGTERM);
@@ -157,6 +219,9 @@ int main(int argc, char **argv) {
 
     ev_timer_stop(loop, &sweep_timer);
     ev_timer_stop(loop, &stop_timer);
+    ev_prepare_stop(loop, &flush_watcher);
+    ev_idle_stop(loop, &flush_idle);
+    ev_timer_stop(loop, &flush_timer);
     ev_signal_stop(loop, &sigterm_watcher);
     ev_signal_stop(loop, &sigint_watcher);
     lws_context_destroy(context);

@@ -30,6 +30,12 @@ static session_t *idle_list;   /* utlist DL via iprev/inext */
 #define RING_KEEP 64
 
 static uint8_t write_buf[WRITE_CHUNK];
+/* Sessions that were given frames since the last flush (utlist DL via
+ * fprev/fnext; s->flush_pending marks membership). */
+static session_t *flush_list;
+
+static void stop_session(session_t *s);
+static int write_queued(session_t *s);
 
 static int ring_grow(session_t *s) {
     uint32_t cap = s->qcap ? s->qcap * 2 : 8;
@@ -51,7 +57,6 @@ static void ring_pop(session_t *s) {
     frame_unref(f);
     s->qhead = (s->qhead + 1) % s->qcap;
     s->qcount--;
-    s->head_off = 0;
 }
 
 static void ring_clear(session_t *s) {
@@ -62,11 +67,25 @@ static void ring_clear(session_t *s) {
     s->qcap = s->qhead = 0;
 }
 
+static int over_limit(const session_t *s, const frame_t *f) {
+    return s->qcount + 1 > (uint64_t)config.out_queue_msgs ||
+           s->qbytes + f->len > (uint64_t)config.out_queue_bytes;
+}
+
 int session_enqueue(session_t *s, frame_t *f) {
     if (s->closing)
         return -1;
-    if (s->qcount + 1 > (uint64_t)config.out_queue_msgs ||
-        s->qbytes + f->len > (uint64_t)config.out_queue_bytes) {
+    /* Frames waiting for the deferred flush are ours to send, not the
+     * client's backlog: write them now if the socket will take them. */
+    while (over_limit(s, f) && s->flush_pending && s->qcount &&
+           !lws_partial_buffered(s->wsi)) {
+        if (write_queued(s) < 0) {
+            stop_session(s);
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            return -1;
+        }
+    }
+    if (over_limit(s, f)) {
         metrics.disconnects_slow++;
         plog(LOG_WARN, "slow_consumer", "conn=%llu queued_msgs=%u queued_bytes=%zu",
              (unsigned long long)s->id, s->qcount, s->qbytes);
@@ -82,51 +101,89 @@ int session_enqueue(session_t *s, frame_t *f) {
     s->qbytes += f->len;
     metrics.messages_out++;
     metrics.bytes_out += f->len;
-    if (s->qcount == 1)
-        lws_callback_on_writable(s->wsi);
+    if (!s->flush_pending) {
+        s->flush_pending = 1;
+        DL_APPEND2(flush_list, s, fprev, fnext);
+    }
     return 0;
 }
 
-/* Frames queued for one socket leave in one write: several small frames are
- * gathered into write_buf; a lone frame, or one larger than the buffer, is
- * handed to lws as it is. LWS_WRITE_RAW sends the bytes unchanged (they are
- * complete WebSocket frames already); whatever the kernel does not take lws
- * keeps and flushes before the next WRITEABLE callback. */
+/* Hands queued frames to lws in one write: several frames are gathered into
+ * write_buf, whole frames only; a lone frame, or one larger than the buffer,
+ * goes as it is. LWS_WRITE_RAW sends the bytes unchanged (they are complete
+ * WebSocket frames already); whatever the kernel does not take lws keeps and
+ * sends before anything else on this socket, so frames never interleave with
+ * lws' own control frames. Must only be called when lws holds nothing unsent.
+ * Returns -1 if the connection is broken. */
+static int write_queued(session_t *s) {
+    frame_t *f = s->q[s->qhead];
+    if (s->qcount == 1 || f->len >= WRITE_CHUNK) {
+        int n = lws_write(s->wsi, f->data, f->len, LWS_WRITE_RAW);
+        ring_pop(s);
+        return n < 0 ? -1 : 0;
+    }
+    size_t used = 0;
+    while (s->qcount && (f = s->q[s->qhead])->len <= WRITE_CHUNK - used) {
+        memcpy(write_buf + used, f->data, f->len);
+        used += f->len;
+        ring_pop(s);
+    }
+    return lws_write(s->wsi, write_buf, used, LWS_WRITE_RAW) < 0 ? -1 : 0;
+}
+
+/* After a write: ask for WRITEABLE if frames remain, else give back a ring
+ * that grew large. */
+static void after_write(session_t *s) {
+    if (s->qcount)
+        lws_callback_on_writable(s->wsi);
+    else if (s->qcap > RING_KEEP)
+        ring_clear(s);
+}
+
+/* Writes what each session was given since the last flush, once per loop
+ * iteration (main.c calls this before the loop waits). Writing here rather
+ * than from a WRITEABLE callback saves two epoll_ctl calls per delivery (lws
+ * turns POLLOUT on and off around each callback), and a burst of broadcasts
+ * leaves each socket in one write. A socket that cannot take everything
+ * continues from LWS_CALLBACK_SERVER_WRITEABLE. */
+void session_flush(void) {
+    while (flush_list) {
+        session_t *s = flush_list;
+        DL_DELETE2(flush_list, s, fprev, fnext);
+        s->flush_pending = 0;
+        if (s->closing || !s->qcount)
+            continue;
+        if (lws_partial_buffered(s->wsi)) {
+            lws_callback_on_writable(s->wsi); /* lws drains first, then calls us */
+            continue;
+        }
+        if (write_queued(s) < 0) {
+            /* The peer is gone: no close frame can be sent. */
+            stop_session(s);
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        after_write(s);
+    }
+}
+
+int session_flush_pending(void) {
+    return flush_list != NULL;
+}
+
 int session_writable(session_t *s) {
     if (s->closing) {
         lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
                          (unsigned char *)s->close_reason, strlen(s->close_reason));
         return -1;
     }
-    if (!s->qcount)
-        return 0;
-    frame_t *f = s->q[s->qhead];
-    size_t avail = f->len - s->head_off;
-    if (s->qcount == 1 || avail >= WRITE_CHUNK) {
-        if (lws_write(s->wsi, f->data + s->head_off, avail, LWS_WRITE_RAW) < 0)
-            return -1;
-        ring_pop(s);
-    } else {
-        size_t used = 0;
-        while (s->qcount && used < WRITE_CHUNK) {
-            f = s->q[s->qhead];
-            avail = f->len - s->head_off;
-            size_t take = avail < WRITE_CHUNK - used ? avail : WRITE_CHUNK - used;
-            memcpy(write_buf + used, f->data + s->head_off, take);
-            used += take;
-            if (take < avail) {
-                s->head_off += (uint32_t)take;
-                break;
-            }
-            ring_pop(s);
-        }
-        if (lws_write(s->wsi, write_buf, used, LWS_WRITE_RAW) < 0)
-            return -1;
+    /* lws has sent what it held for us. Rather than write what is queued now,
+     * join the next flush, so that this socket's frames keep leaving in as
+     * few writes as possible while it is behind. */
+    if (s->qcount && !s->flush_pending) {
+        s->flush_pending = 1;
+        DL_APPEND2(flush_list, s, fprev, fnext);
     }
-    if (s->qcount)
-        lws_callback_on_writable(s->wsi);
-    else if (s->qcap > RING_KEEP)
-        ring_clear(s);
     return 0;
 }
 
@@ -413,14 +470,24 @@ int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *ser
     return 0;
 }
 
-void session_close(session_t *s, int code, const char *reason) {
-    if (s->closing || !s->open)
-        return;
+/* Marks a session closing: no more reading, queueing or writing; its queue
+ * is freed at once and it leaves the idle and flush lists. */
+static void stop_session(session_t *s) {
     s->closing = 1;
     ring_clear(s);
     proto_assembler_reset(&s->rx);
     DL_DELETE2(idle_list, s, iprev, inext);
     s->iprev = s->inext = NULL;
+    if (s->flush_pending) {
+        DL_DELETE2(flush_list, s, fprev, fnext);
+        s->flush_pending = 0;
+    }
+}
+
+void session_close(session_t *s, int code, const char *reason) {
+    if (s->closing || !s->open)
+        return;
+    stop_session(s);
     plog(LOG_DEBUG, "closing", "conn=%llu code=%d reason=\"%s\"", (unsigned long long)s->id,
          code, reason);
     /* The close frame is sent from the next WRITEABLE callback, after
@@ -439,10 +506,9 @@ void session_closed(session_t *s) {
     HASH_ITER(hh, s->channels, ch, tmp) {
         channel_destroy(s, ch);
     }
-    ring_clear(s);
-    proto_assembler_free(&s->rx);
     if (!s->closing)
-        DL_DELETE2(idle_list, s, iprev, inext);
+        stop_session(s); /* the peer closed, or lws gave up on the socket */
+    proto_assembler_free(&s->rx);
     s->open = 0;
     metrics.connections--;
     plog(LOG_DEBUG, "disconnected", "conn=%llu", (unsigned long long)s->id);

@@ -49,7 +49,8 @@ typedef struct session {
     /* Outbound queue: a ring of frame references, oldest at qhead. */
     frame_t **q;
     uint32_t qcap, qhead, qcount;
-    uint32_t head_off;          /* bytes of the oldest frame already written */
+    int flush_pending;          /* on the flush list */
+    struct session *fprev, *fnext; /* on the flush list */
     size_t qbytes;              /* bytes of all queued frames */
     /* Inbound: fragments of the current message. */
     proto_assembler_t rx;
@@ -72,6 +73,14 @@ void session_receive(session_t *s, const void *in, size_t len, int first, int fi
 /* Writes queued frames; called from LWS_CALLBACK_SERVER_WRITEABLE. Returns
  * -1 if the connection must close. */
 int session_writable(session_t *s);
+
+/* Writes the frames queued since the last call, for every session that got
+ * any: one write per socket. Called once per loop iteration, before the loop
+ * waits for events. */
+void session_flush(void);
+
+/* 1 if some session has frames waiting for session_flush(). */
+int session_flush_pending(void);
 
 /* Releases everything the session owns; called from LWS_CALLBACK_CLOSED. */
 void session_closed(session_t *s);

@@ -1,0 +1,1301 @@
+/* fanout_bench.c -- connection-memory and fan-out benchmark for Parley.
+ *
+ * A self-contained load client (C11 + Linux libc, no other dependencies) that
+ * speaks just enough WebSocket (RFC 6455) and Phoenix Channels V2 JSON to
+ * measure two things about a running parley server:
+ *
+ *   idle    N connections each join one topic and then sit still. The
+ *           server's VmRSS (/proc/<pid>/status) is read before the first
+ *           connect and after the last join reply, giving bytes of server
+ *           memory per joined connection; the connections are then held for
+ *           --hold-s seconds and the server's CPU over that hold is reported
+ *           too (an idle connection should cost nothing).
+ *
+ *   fanout  N subscribers join one topic; one extra publisher connection
+ *           (also joined, so it receives its own echo) pushes M chat messages
+ *           with a --payload byte body, either paced (one every --interval-ms)
+ *           or as one burst (--interval-ms 0). Subscribers count broadcasts,
+ *           check that each one's sequence numbers arrive in order, and
+ *           histogram the latency from the publisher's send to their read.
+ *           The measured window runs from just before the first send to the
+ *           read that completed the last delivery. Over it we take: server
+ *           CPU (utime+stime from /proc/<pid>/stat, in sysconf(_SC_CLK_TCK)
+ *           ticks, so 10 ms resolution at 100 Hz), sampled every few ms and
+ *           read at the first sample at or after the last delivery; and the
+ *           benchmark's own CPU (getrusage of every client process, summed).
+ *           Both are divided by deliveries received by subscribers (the
+ *           publisher's M echoes are not counted).
+ *
+ * Layout: the parent process forks --workers worker processes that own the
+ * subscriber sockets (each with its own epoll loop); the parent owns the
+ * publisher socket, paces the sends and samples the server. Per-worker
+ * counters and latency histograms live in one MAP_SHARED page set, so the
+ * parent polls progress without any messaging; two pipes carry only wake-ups
+ * (parent -> worker commands "start"/"stop", worker -> parent "look again").
+ * All clocks are CLOCK_MONOTONIC, which is comparable across processes.
+ *
+ * The WebSocket client: an HTTP/1.1 upgrade request with a random key, the
+ * 101 response parsed and its Sec-WebSocket-Accept checked (SHA-1 + base64,
+ * done here); client frames masked with a fresh key each; server frames parsed
+ * incrementally with 7/16/64-bit lengths, any number per read, a partial frame
+ * carried over to the next read. Pings are answered; a close frame is echoed
+ * and, like EOF, counts as a server-side close. Fragmented server messages
+ * (parley sends none) are counted as "bad". Server frames must fit half the
+ * 256 KB read buffer, hence --payload <= 100000.
+ *
+ * Also reported: machine-wide CPU over the window (/proc/stat), so that load
+ * from other processes on a shared machine shows up next to the results.
+ *
+ * The server closes sockets that send nothing for --idle-timeout seconds (60
+ * by default) and the bench sends no heartbeats, so start it with e.g.
+ * --idle-timeout 3600; raise --out-queue-msgs/--out-queue-bytes for bursts.
+ *
+ * Each run ends with one machine-readable line, "RESULT key=value ...",
+ * which bench/run.sh turns into a Markdown table. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- options -------------------------------------------------------------- */
+
+typedef struct opts {
+    const char *mode;     /* "idle" or "fanout" */
+    const char *host;     /* server address (IPv4) */
+    int port;
+    int server_pid;       /* 0: no RSS/CPU figures */
+    int conns;            /* subscribers */
+    int messages;         /* fanout: messages to publish */
+    int interval_ms;      /* fanout: 0 = burst */
+    int workers;          /* client processes owning the subscribers */
+    int payload;          /* bytes of the "b" string in each message */
+    const char *topic;
+    int hold_s;           /* idle: seconds to hold after all joined */
+    int src_ips;          /* spread sources over 127.0.0.1 .. 127.0.0.<n> */
+    int concurrency;      /* per worker: connections mid-handshake at once */
+    int settle_ms;        /* pause between "all joined" and the measurement */
+    int quiet_ms;         /* fanout: give up after this long with no delivery */
+    int timeout_s;        /* limit for the join phase and for the fan-out */
+} opts_t;
+
+static opts_t O = {
+    .host = "127.0.0.1", .conns = 1000, .messages = 20, .interval_ms = 250, .workers = 1,
+    .payload = 100, .topic = "room:bench", .hold_s = 5, .src_ips = 1, .concurrency = 256,
+    .settle_ms = 1000, .quiet_ms = 5000, .timeout_s = 300,
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: fanout_bench idle|fanout --port P [--option value]...\n"
+            "  --host A           server IPv4 address (127.0.0.1)\n"
+            "  --port P           server port (required)\n"
+            "  --server-pid PID   server process, for VmRSS and CPU (0: skip)\n"
+            "  --conns N          subscriber connections (1000)\n"
+            "  --workers W        client processes for the subscribers (1)\n"
+            "  --topic T          topic every connection joins (room:bench)\n"
+            "  --messages M       fanout: messages published (20)\n"
+            "  --interval-ms MS   fanout: pacing, 0 = one burst (250)\n"
+            "  --burst            same as --interval-ms 0\n"
+            "  --payload B        fanout: bytes of each message body, 48..100000 (100)\n"
+            "  --hold-s S         idle: seconds to hold the joined connections (5)\n"
+            "  --src-ips K        bind sources across 127.0.0.1..127.0.0.K (1)\n"
+            "  --concurrency C    handshakes in flight per worker (256)\n"
+            "  --settle-ms MS     pause after all joined, before measuring (1000)\n"
+            "  --quiet-ms MS      fanout: stop waiting after MS without a delivery (5000)\n"
+            "  --timeout-s S      limit for the join phase and the fan-out (300)\n");
+}
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "fanout_bench: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static int int_arg(const char *name, const char *v, int min) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*v == '\0' || *end || x < min || x > 100000000)
+        die("bad value for %s: %s", name, v);
+    return (int)x;
+}
+
+static void parse_args(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "--help")) {
+        usage(stdout);
+        exit(0);
+    }
+    if (argc < 2 || (strcmp(argv[1], "idle") && strcmp(argv[1], "fanout"))) {
+        usage(stderr);
+        exit(2);
+    }
+    O.mode = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--burst")) {
+            O.interval_ms = 0;
+            continue;
+        }
+        if (!strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (i + 1 >= argc)
+            die("%s needs a value", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--host")) O.host = v;
+        else if (!strcmp(a, "--port")) O.port = int_arg(a, v, 1);
+        else if (!strcmp(a, "--server-pid")) O.server_pid = int_arg(a, v, 0);
+        else if (!strcmp(a, "--conns")) O.conns = int_arg(a, v, 1);
+        else if (!strcmp(a, "--workers")) O.workers = int_arg(a, v, 1);
+        else if (!strcmp(a, "--topic")) O.topic = v;
+        else if (!strcmp(a, "--messages")) O.messages = int_arg(a, v, 1);
+        else if (!strcmp(a, "--interval-ms")) O.interval_ms = int_arg(a, v, 0);
+        else if (!strcmp(a, "--payload")) O.payload = int_arg(a, v, 48);
+        else if (!strcmp(a, "--hold-s")) O.hold_s = int_arg(a, v, 0);
+        else if (!strcmp(a, "--src-ips")) O.src_ips = int_arg(a, v, 1);
+        else if (!strcmp(a, "--concurrency")) O.concurrency = int_arg(a, v, 1);
+        else if (!strcmp(a, "--settle-ms")) O.settle_ms = int_arg(a, v, 0);
+        else if (!strcmp(a, "--quiet-ms")) O.quiet_ms = int_arg(a, v, 1);
+        else if (!strcmp(a, "--timeout-s")) O.timeout_s = int_arg(a, v, 1);
+        else die("unknown option %s (see --help)", a);
+    }
+    if (!O.port)
+        die("--port is required");
+    if (O.workers > O.conns)
+        O.workers = O.conns;
+    if (O.payload > 100000) /* the echo must fit this client's read buffer */
+        die("--payload is at most 100000");
+    if (O.src_ips > 254)
+        die("--src-ips is at most 254");
+    if (strlen(O.topic) > 200 || strpbrk(O.topic, "\"\\"))
+        die("--topic must be short and need no JSON escaping");
+}
+
+/* ---- small utilities ------------------------------------------------------ */
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift64*: masking keys and handshake keys need not be cryptographic. */
+static uint64_t rng_state;
+static uint64_t rnd64(void) {
+    uint64_t x = rng_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static uint64_t cpu_us_self(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* utime+stime of the server in clock ticks, from /proc/<pid>/stat (fields
+ * 14 and 15; counted after the ")" that ends the command name). -1: no pid. */
+static long long server_ticks(void) {
+    if (!O.server_pid)
+        return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", O.server_pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        die("cannot open %s: %s", path, strerror(errno));
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        die("cannot parse %s", path);
+    unsigned long long ut = 0, st = 0;
+    /* After ")": state(3) ppid pgrp session tty_nr tpgid flags minflt cminflt
+     * majflt cmajflt utime(14) stime(15). */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        die("cannot parse %s", path);
+    return (long long)(ut + st);
+}
+
+/* A "VmRSS:" style line of /proc/<pid>/status, in kB; -1: no pid. */
+static long status_kb(const char *key) {
+    if (!O.server_pid)
+        return -1;
+    char path[64], line[256];
+    size_t kl = strlen(key);
+    snprintf(path, sizeof path, "/proc/%d/status", O.server_pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        die("cannot open %s: %s", path, strerror(errno));
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == ':') {
+            kb = strtol(line + kl + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* Machine-wide CPU from the first line of /proc/stat, in ticks: busy (user,
+ * nice, system, irq, softirq, steal) and all (busy + idle + iowait). Used to
+ * show how loaded the machine was during a measurement, other processes
+ * included. */
+typedef struct machine {
+    unsigned long long busy, all, steal;
+} machine_t;
+
+static machine_t machine_ticks(void) {
+    machine_t m = {0, 0, 0};
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (f) {
+        if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]) == 8) {
+            m.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+            m.all = m.busy + v[3] + v[4];
+            m.steal = v[7];
+        }
+        fclose(f);
+    }
+    return m;
+}
+
+static double ticks_ms(long long ticks) {
+    return (double)ticks * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ---- SHA-1 and base64, for the handshake ---------------------------------- */
+
+static uint32_t rol32(uint32_t x, int n) {
+    return (x << n) | (x >> (32 - n));
+}
+
+static void sha1_block(uint32_t h[5], const uint8_t *p) {
+    uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 80; i++)
+        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999;
+        else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1;
+        else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDC;
+        else f = b ^ c ^ d, k = 0xCA62C1D6;
+        uint32_t t = rol32(a, 5) + f + e + k + w[i];
+        e = d, d = c, c = rol32(b, 30), b = a, a = t;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+}
+
+static void sha1(const uint8_t *msg, size_t len, uint8_t out[20]) {
+    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    size_t full = len / 64 * 64;
+    for (size_t i = 0; i < full; i += 64)
+        sha1_block(h, msg + i);
+    uint8_t tail[128] = {0};
+    size_t rest = len - full, tl = rest + 9 <= 64 ? 64 : 128;
+    memcpy(tail, msg + full, rest);
+    tail[rest] = 0x80;
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++)
+        tail[tl - 1 - i] = (uint8_t)(bits >> (8 * i));
+    for (size_t i = 0; i < tl; i += 64)
+        sha1_block(h, tail + i);
+    for (int i = 0; i < 20; i++)
+        out[i] = (uint8_t)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+static void base64(const uint8_t *in, size_t len, char *out) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i = 0;
+    for (; i + 2 < len; i += 3, out += 4) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[0] = tab[v >> 18], out[1] = tab[v >> 12 & 63], out[2] = tab[v >> 6 & 63];
+        out[3] = tab[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+        out[0] = tab[v >> 18], out[1] = tab[v >> 12 & 63];
+        out[2] = i + 1 < len ? tab[v >> 6 & 63] : '=';
+        out[3] = '=';
+        out += 4;
+    }
+    *out = '\0';
+}
+
+/* ---- shared statistics ---------------------------------------------------- */
+
+/* Latency histogram, log-linear: exact below 32 us, then 32 buckets per power
+ * of two (about 3 % resolution), up to 2^63 us. */
+#define HSUB 32
+#define HBUCKETS (60 * HSUB)
+
+static int hbucket(uint64_t us) {
+    if (us < HSUB)
+        return (int)us;
+    int k = 63 - __builtin_clzll(us); /* k >= 5 */
+    return (k - 4) * HSUB + (int)((us >> (k - 5)) & (HSUB - 1));
+}
+
+static double hbucket_mid_us(int i) {
+    if (i < HSUB)
+        return i;
+    int k = i / HSUB + 4, sub = i % HSUB;
+    return ((double)(HSUB + sub) + 0.5) * (double)(1ull << (k - 5));
+}
+
+/* One per worker process, in shared memory; the parent reads while the
+ * worker writes (relaxed atomics: we only need eventual, tear-free values).
+ * hist and cpu_us are read only after "stopped" is seen. */
+typedef struct wstat {
+    _Atomic uint64_t joined, failed, closed, received, gaps, bad, last_rx_ns;
+    _Atomic int ready, started, stopped, close_code;
+    uint64_t cpu_us;  /* worker CPU between "start" and "stop" */
+    uint64_t hist[HBUCKETS];
+} wstat_t;
+
+static wstat_t *ST;            /* this process's slot (the parent's is private) */
+static uint64_t received_local; /* mirrors ST->received without a locked add */
+
+#define RELAXED memory_order_relaxed
+#define INC(field) atomic_fetch_add_explicit(&ST->field, 1, RELAXED)
+
+/* ---- the WebSocket connection --------------------------------------------- */
+
+enum { C_FREE, C_CONNECTING, C_UPGRADING, C_JOINING, C_JOINED, C_DEAD };
+
+typedef struct conn {
+    int fd;
+    uint8_t state;
+    uint8_t publisher;   /* the parent's publishing connection */
+    uint8_t epollout;    /* EPOLLOUT currently registered */
+    uint8_t *in;         /* bytes of a partial frame carried to the next read */
+    uint32_t inlen, incap;
+    uint8_t *out;        /* bytes the kernel did not take yet */
+    uint32_t outlen, outcap;
+    uint64_t next_seq;   /* the broadcast sequence number expected next */
+    char accept[32];     /* the Sec-WebSocket-Accept we expect */
+} conn_t;
+
+#define RBUF (256 * 1024)
+static uint8_t rbuf[RBUF];
+static int ep = -1;             /* this process's epoll */
+static int pending;             /* connections started but not yet joined or failed */
+static char bcast_prefix[256];  /* [null,null,"<topic>","msg",{"b":" */
+static size_t bcast_prefix_len;
+static uint64_t pub_acks, pub_echo; /* publisher: ok replies, own broadcasts */
+static int fail_logs;
+
+static void conn_fail(conn_t *c, const char *why, int err) {
+    if (c->state == C_DEAD || c->state == C_FREE)
+        return;
+    if (fail_logs++ < 5)
+        fprintf(stderr, "fanout_bench[%d]: connection %s: %s%s%s\n", (int)getpid(),
+                c->state == C_JOINED ? "closed" : "failed", why, err ? ": " : "",
+                err ? strerror(err) : "");
+    if (c->state == C_JOINED) {
+        INC(closed);
+    } else {
+        INC(failed);
+        pending--;
+    }
+    close(c->fd);
+    c->state = C_DEAD;
+    free(c->in);
+    free(c->out);
+    c->in = c->out = NULL;
+    c->inlen = c->incap = c->outlen = c->outcap = 0;
+}
+
+static void set_epollout(conn_t *c, int on) {
+    if (c->epollout == on)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev))
+        die("epoll_ctl: %s", strerror(errno));
+    c->epollout = (uint8_t)on;
+}
+
+/* Writes what is queued; whatever the kernel does not take waits for EPOLLOUT. */
+static void conn_flush(conn_t *c) {
+    uint32_t off = 0;
+    while (off < c->outlen) {
+        ssize_t n = write(c->fd, c->out + off, c->outlen - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                break;
+            conn_fail(c, "write", errno);
+            return;
+        }
+        off += (uint32_t)n;
+    }
+    memmove(c->out, c->out + off, c->outlen - off);
+    c->outlen -= off;
+    set_epollout(c, c->outlen > 0);
+}
+
+static uint8_t *out_reserve(conn_t *c, size_t n) {
+    if (c->outlen + n > c->outcap) {
+        size_t cap = c->outcap ? c->outcap : 256;
+        while (cap < c->outlen + n)
+            cap *= 2;
+        if (!(c->out = realloc(c->out, cap)))
+            die("out of memory");
+        c->outcap = (uint32_t)cap;
+    }
+    return c->out + c->outlen;
+}
+
+/* Queues one client frame (FIN set, masked with a fresh key per RFC 6455
+ * 5.3). Call conn_flush() afterwards. */
+static void ws_queue(conn_t *c, int opcode, const void *data, size_t len) {
+    uint8_t *p = out_reserve(c, len + 14), *start = p;
+    *p++ = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        *p++ = (uint8_t)(0x80 | len);
+    } else if (len < 65536) {
+        *p++ = 0x80 | 126;
+        *p++ = (uint8_t)(len >> 8), *p++ = (uint8_t)len;
+    } else {
+        *p++ = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            *p++ = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    uint32_t key = (uint32_t)rnd64();
+    uint8_t mask[4];
+    memcpy(mask, &key, 4);
+    memcpy(p, mask, 4);
+    p += 4;
+    const uint8_t *d = data;
+    for (size_t i = 0; i < len; i++)
+        p[i] = d[i] ^ mask[i & 3];
+    c->outlen += (uint32_t)(p + len - start);
+}
+
+static void ws_send_text(conn_t *c, const char *s, size_t len) {
+    ws_queue(c, 0x1, s, len);
+    conn_flush(c);
+}
+
+static void conn_open(conn_t *c, int index) {
+    memset(c, 0, sizeof *c);
+    c->state = C_CONNECTING;
+    pending++;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        c->state = C_FREE;
+        pending--;
+        INC(failed);
+        if (fail_logs++ < 5)
+            fprintf(stderr, "fanout_bench: socket: %s\n", strerror(errno));
+        return;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (O.src_ips > 1) {
+        /* Choose the source address now but the port at connect(), so each
+         * source address has its own ephemeral port range. */
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(0x7F000001u + (uint32_t)(index % O.src_ips));
+        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(c->fd, (struct sockaddr *)&src, sizeof src)) {
+            conn_fail(c, "bind", errno);
+            return;
+        }
+    }
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)O.port)};
+    inet_pton(AF_INET, O.host, &dst.sin_addr);
+    if (connect(c->fd, (struct sockaddr *)&dst, sizeof dst) && errno != EINPROGRESS) {
+        conn_fail(c, "connect", errno);
+        return;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev))
+        die("epoll_ctl: %s", strerror(errno));
+    c->epollout = 1;
+}
+
+/* The TCP connection is up: send the upgrade request. */
+static void conn_connected(conn_t *c) {
+    uint8_t raw[16];
+    char key[32], both[128];
+    uint8_t digest[20];
+    for (int i = 0; i < 16; i += 8) {
+        uint64_t r = rnd64();
+        memcpy(raw + i, &r, 8);
+    }
+    base64(raw, 16, key);
+    int n = snprintf(both, sizeof both, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+    sha1((uint8_t *)both, (size_t)n, digest);
+    base64(digest, 20, c->accept);
+    char req[512];
+    n = snprintf(req, sizeof req,
+                 "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\n"
+                 "Host: %s:%d\r\n"
+                 "Upgrade: websocket\r\n"
+                 "Connection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+                 O.host, O.port, key);
+    memcpy(out_reserve(c, (size_t)n), req, (size_t)n);
+    c->outlen += (uint32_t)n;
+    c->state = C_UPGRADING;
+    conn_flush(c);
+}
+
+/* Finds header `name` in an HTTP header block; returns its value (trimmed)
+ * and length, or NULL. */
+static const char *http_header(const char *h, size_t len, const char *name, size_t *vlen) {
+    size_t nl = strlen(name);
+    const char *end = h + len, *line = h;
+    while (line < end) {
+        const char *eol = memmem(line, (size_t)(end - line), "\r\n", 2);
+        if (!eol)
+            eol = end;
+        if ((size_t)(eol - line) > nl && line[nl] == ':' && !strncasecmp(line, name, nl)) {
+            const char *v = line + nl + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            *vlen = (size_t)(ve - v);
+            return v;
+        }
+        line = eol + 2;
+    }
+    return NULL;
+}
+
+/* Parses the 101 response; returns the bytes it used, 0 if incomplete, or -1
+ * (connection failed). */
+static long upgrade_response(conn_t *c, const uint8_t *buf, size_t len) {
+    const uint8_t *end = memmem(buf, len, "\r\n\r\n", 4);
+    if (!end) {
+        if (len > 8192) {
+            conn_fail(c, "upgrade response too long", 0);
+            return -1;
+        }
+        return 0;
+    }
+    size_t hlen = (size_t)(end - buf) + 2, vlen;
+    const char *h = (const char *)buf;
+    if (hlen < 12 || memcmp(h, "HTTP/1.1 101", 12)) {
+        conn_fail(c, "no 101 response", 0);
+        return -1;
+    }
+    const char *acc = http_header(h, hlen, "Sec-WebSocket-Accept", &vlen);
+    if (!acc || vlen != strlen(c->accept) || memcmp(acc, c->accept, vlen)) {
+        conn_fail(c, "bad Sec-WebSocket-Accept", 0);
+        return -1;
+    }
+    /* Joined as join_ref "1", ref "1". */
+    char join[300];
+    int n = snprintf(join, sizeof join, "[\"1\",\"1\",\"%s\",\"phx_join\",{}]", O.topic);
+    c->state = C_JOINING;
+    ws_send_text(c, join, (size_t)n);
+    return (long)(hlen + 2);
+}
+
+static int has(const uint8_t *p, size_t n, const char *needle) {
+    return memmem(p, n, needle, strlen(needle)) != NULL;
+}
+
+/* A broadcast: [null,null,"<topic>","msg",{"b":"<seq>:<sent_ns>:xxx..."}]. */
+static void on_broadcast(conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
+    const uint8_t *q = p + bcast_prefix_len, *e = p + n;
+    uint64_t seq = 0, sent = 0;
+    while (q < e && *q >= '0' && *q <= '9')
+        seq = seq * 10 + (uint64_t)(*q++ - '0');
+    if (q >= e || *q++ != ':') {
+        INC(bad);
+        return;
+    }
+    while (q < e && *q >= '0' && *q <= '9')
+        sent = sent * 10 + (uint64_t)(*q++ - '0');
+    if (c->publisher) {
+        pub_echo++;
+        return;
+    }
+    if (seq != c->next_seq)
+        INC(gaps);
+    c->next_seq = seq + 1;
+    received_local++;
+    atomic_store_explicit(&ST->last_rx_ns, now, RELAXED);
+    ST->hist[hbucket(now > sent ? (now - sent) / 1000 : 0)]++;
+}
+
+static void on_text(conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
+    if (n >= bcast_prefix_len && !memcmp(p, bcast_prefix, bcast_prefix_len)) {
+        on_broadcast(c, p, n, now);
+        return;
+    }
+    int ok = has(p, n, "\"phx_reply\"") && has(p, n, "\"status\":\"ok\"");
+    if (c->state == C_JOINING) {
+        if (ok && n > 9 && !memcmp(p, "[\"1\",\"1\",", 9)) {
+            c->state = C_JOINED;
+            pending--;
+            INC(joined);
+        } else {
+            conn_fail(c, "join refused", 0);
+        }
+        return;
+    }
+    if (c->publisher && ok) {
+        pub_acks++;
+        return;
+    }
+    if (fail_logs++ < 5)
+        fprintf(stderr, "fanout_bench: unexpected message: %.*s\n", (int)(n < 200 ? n : 200),
+                (const char *)p);
+    INC(bad);
+}
+
+/* Parses the frames in buf; returns the bytes used (a trailing partial frame
+ * is left), or -1 if the connection failed. */
+static long ws_frames(conn_t *c, const uint8_t *buf, size_t len, uint64_t now) {
+    size_t off = 0;
+    while (len - off >= 2) {
+        const uint8_t *p = buf + off;
+        int fin = p[0] & 0x80, opcode = p[0] & 0x0F;
+        if (p[1] & 0x80) {
+            conn_fail(c, "masked server frame", 0);
+            return -1;
+        }
+        uint64_t plen = p[1] & 0x7F;
+        size_t hl = 2;
+        if (plen == 126) {
+            if (len - off < 4)
+                break;
+            plen = (uint64_t)p[2] << 8 | p[3];
+            hl = 4;
+        } else if (plen == 127) {
+            if (len - off < 10)
+                break;
+            plen = 0;
+            for (int i = 0; i < 8; i++)
+                plen = plen << 8 | p[2 + i];
+            hl = 10;
+        }
+        if (plen > RBUF / 2) {
+            conn_fail(c, "server frame too large for this client", 0);
+            return -1;
+        }
+        if (len - off < hl + plen)
+            break;
+        const uint8_t *pl = p + hl;
+        off += hl + (size_t)plen;
+        switch (opcode) {
+        case 0x1: /* text */
+            if (!fin) {
+                INC(bad);
+                break;
+            }
+            on_text(c, pl, (size_t)plen, now);
+            break;
+        case 0x8: { /* close */
+            int code = plen >= 2 ? pl[0] << 8 | pl[1] : 1005;
+            atomic_store_explicit(&ST->close_code, code, RELAXED);
+            ws_queue(c, 0x8, pl, plen >= 2 ? 2 : 0); /* echo the code (RFC 6455 5.5.1) */
+            conn_flush(c);
+            if (c->state == C_DEAD)
+                return -1;
+            char why[64];
+            snprintf(why, sizeof why, "close frame, code %d", code);
+            conn_fail(c, why, 0);
+            return -1;
+        }
+        case 0x9: /* ping: answer with the same payload */
+            ws_queue(c, 0xA, pl, (size_t)plen);
+            conn_flush(c);
+            break;
+        case 0xA: /* pong */
+            break;
+        default: /* continuation, binary: parley sends neither */
+            INC(bad);
+            break;
+        }
+        if (c->state == C_DEAD)
+            return -1;
+    }
+    return (long)off;
+}
+
+/* Reads what the socket has, prefixed by the carried partial frame. */
+static void conn_readable(conn_t *c) {
+    for (;;) {
+        size_t have = c->inlen;
+        if (have >= RBUF / 2) {
+            conn_fail(c, "input backlog", 0);
+            return;
+        }
+        memcpy(rbuf, c->in, have);
+        ssize_t n = read(c->fd, rbuf + have, RBUF - have);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                conn_fail(c, "read", errno);
+            return;
+        }
+        if (n == 0) {
+            conn_fail(c, "EOF", 0);
+            return;
+        }
+        uint64_t now = now_ns();
+        size_t len = have + (size_t)n;
+        long used = 0;
+        if (c->state == C_UPGRADING && (used = upgrade_response(c, rbuf, len)) < 0)
+            return;
+        if (c->state != C_UPGRADING) { /* else the response is incomplete: keep it */
+            long more = ws_frames(c, rbuf + used, len - (size_t)used, now);
+            if (more < 0)
+                return;
+            used += more;
+        }
+        c->inlen = (uint32_t)(len - (size_t)used);
+        if (c->inlen > c->incap) {
+            c->incap = c->inlen < 256 ? 256 : c->inlen;
+            if (!(c->in = realloc(c->in, c->incap)))
+                die("out of memory");
+        }
+        memcpy(c->in, rbuf + used, c->inlen);
+        if ((size_t)n < RBUF - have)
+            return; /* drained */
+    }
+}
+
+static void conn_event(conn_t *c, uint32_t events) {
+    if (c->state == C_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            conn_fail(c, "connect", err);
+            return;
+        }
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            conn_connected(c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        conn_readable(c);
+    if (c->state != C_DEAD && (events & EPOLLOUT))
+        conn_flush(c);
+}
+
+/* ---- worker processes ----------------------------------------------------- */
+
+static char cmd_tag, notify_tag; /* epoll data.ptr markers for the pipes */
+
+static void notify(int fd) {
+    char b = 1;
+    while (write(fd, &b, 1) < 0 && errno == EINTR)
+        ;
+}
+
+/* Owns `count` subscribers; joins them, reports "ready", then counts
+ * broadcasts until told to stop. Commands: 'S' start (CPU snapshot), 'T'
+ * stop (CPU snapshot, report, exit). */
+static void worker_main(int first, int count, int cmd_fd, int notify_fd, pid_t parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    rng_state ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
+    conn_t *conns = calloc((size_t)count, sizeof *conns);
+    if (!conns)
+        die("out of memory");
+    if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        die("epoll_create1: %s", strerror(errno));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cmd_tag};
+    epoll_ctl(ep, EPOLL_CTL_ADD, cmd_fd, &ev);
+    int opened = 0, ready = 0;
+    uint64_t cpu0 = 0;
+    struct epoll_event evs[512];
+    for (;;) {
+        while (opened < count && pending < O.concurrency) {
+            conn_open(&conns[opened], first + opened);
+            opened++;
+        }
+        if (!ready && opened == count && pending == 0) {
+            ready = 1;
+            atomic_store(&ST->ready, 1);
+            notify(notify_fd);
+        }
+        int n = epoll_wait(ep, evs, 512, -1);
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait: %s", strerror(errno));
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr != &cmd_tag) {
+                conn_event(evs[i].data.ptr, evs[i].events);
+                continue;
+            }
+            char cmd;
+            ssize_t r = read(cmd_fd, &cmd, 1);
+            if (r == 0)
+                _exit(1); /* the parent is gone */
+            if (r < 0)
+                continue;
+            if (cmd == 'S') {
+                cpu0 = cpu_us_self();
+                atomic_store(&ST->started, 1);
+                notify(notify_fd);
+            } else if (cmd == 'T') {
+                atomic_store_explicit(&ST->received, received_local, RELAXED);
+                ST->cpu_us = cpu_us_self() - cpu0;
+                atomic_store(&ST->stopped, 1); /* seq_cst: publishes hist and cpu_us */
+                notify(notify_fd);
+                _exit(0); /* the kernel closes the sockets */
+            }
+        }
+        /* Release: a parent that sees this count also sees last_rx_ns. */
+        atomic_store_explicit(&ST->received, received_local, memory_order_release);
+    }
+}
+
+/* ---- the parent: workers, publisher, sampling ----------------------------- */
+
+static wstat_t *shared;   /* O.workers slots */
+static pid_t *worker_pids;
+static int *cmd_fds;
+static int notify_rd;
+static int stopping;      /* workers were told to stop; their exit is expected */
+
+/* Server CPU samples taken while measuring: (time, ticks). */
+typedef struct sample {
+    uint64_t t;
+    long long ticks;
+} sample_t;
+static sample_t *samples;
+static size_t nsamples, capsamples;
+static int sampling;
+static uint64_t last_sample_t;
+#define SAMPLE_NS 5000000u
+
+static void take_sample(void) {
+    if (nsamples == capsamples) {
+        capsamples = capsamples ? capsamples * 2 : 4096;
+        if (!(samples = realloc(samples, capsamples * sizeof *samples)))
+            die("out of memory");
+    }
+    samples[nsamples].t = last_sample_t = now_ns();
+    samples[nsamples].ticks = server_ticks();
+    nsamples++;
+}
+
+static void kill_workers(void) {
+    for (int w = 0; w < O.workers; w++)
+        if (worker_pids[w] > 0) {
+            kill(worker_pids[w], SIGKILL);
+            waitpid(worker_pids[w], NULL, 0);
+            worker_pids[w] = 0;
+        }
+}
+
+static void parent_die(const char *msg) {
+    kill_workers();
+    die("%s", msg);
+}
+
+static void command_all(char cmd) {
+    for (int w = 0; w < O.workers; w++)
+        if (write(cmd_fds[w], &cmd, 1) != 1)
+            parent_die("cannot command a worker");
+}
+
+/* One turn of the parent's loop: the publisher socket, wake-ups from the
+ * workers, a worker that died, and a server CPU sample when due. */
+static void parent_poll(int timeout_ms) {
+    struct epoll_event evs[16];
+    int n = epoll_wait(ep, evs, 16, timeout_ms);
+    if (n < 0 && errno != EINTR)
+        parent_die("epoll_wait failed");
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr == &notify_tag) {
+            char b[256];
+            while (read(notify_rd, b, sizeof b) > 0)
+                ;
+        } else {
+            conn_event(evs[i].data.ptr, evs[i].events);
+        }
+    }
+    if (!stopping)
+        for (int w = 0; w < O.workers; w++)
+            if (worker_pids[w] > 0 && waitpid(worker_pids[w], NULL, WNOHANG) == worker_pids[w]) {
+                worker_pids[w] = 0;
+                parent_die("a worker died");
+            }
+    if (sampling && now_ns() - last_sample_t >= SAMPLE_NS)
+        take_sample();
+}
+
+static int all_workers(size_t field_offset) {
+    for (int w = 0; w < O.workers; w++)
+        if (!atomic_load((_Atomic int *)((char *)&shared[w] + field_offset)))
+            return 0;
+    return 1;
+}
+
+static uint64_t sum_u64(size_t field_offset) {
+    uint64_t s = 0;
+    for (int w = 0; w < O.workers; w++)
+        s += atomic_load_explicit((_Atomic uint64_t *)((char *)&shared[w] + field_offset),
+                                  memory_order_acquire);
+    return s;
+}
+
+#define ALL(f) all_workers(offsetof(wstat_t, f))
+#define SUM(f) sum_u64(offsetof(wstat_t, f))
+
+static void wait_all(size_t field_offset, int timeout_s, const char *what) {
+    uint64_t deadline = now_ns() + (uint64_t)timeout_s * 1000000000u;
+    while (!all_workers(field_offset)) {
+        if (now_ns() > deadline) {
+            fprintf(stderr, "fanout_bench: timed out waiting for workers to be %s "
+                            "(joined %llu, failed %llu of %d)\n", what,
+                    (unsigned long long)SUM(joined), (unsigned long long)SUM(failed), O.conns);
+            parent_die("giving up");
+        }
+        parent_poll(100);
+    }
+}
+
+static void sleep_polling(int ms) {
+    uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
+    for (uint64_t t; (t = now_ns()) < end;)
+        parent_poll((int)((end - t) / 1000000u) + 1);
+}
+
+static void start_workers(void) {
+    if (!(shared = mmap(NULL, (size_t)O.workers * sizeof *shared, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0)) || shared == MAP_FAILED)
+        die("mmap: %s", strerror(errno));
+    worker_pids = calloc((size_t)O.workers, sizeof *worker_pids);
+    cmd_fds = calloc((size_t)O.workers, sizeof *cmd_fds);
+    int np[2];
+    if (pipe2(np, O_CLOEXEC))
+        die("pipe: %s", strerror(errno));
+    notify_rd = np[0];
+    fcntl(notify_rd, F_SETFL, O_NONBLOCK);
+    pid_t parent = getpid();
+    fflush(NULL);
+    for (int w = 0; w < O.workers; w++) {
+        int cp[2];
+        if (pipe2(cp, O_CLOEXEC))
+            parent_die("pipe failed");
+        int first = (int)((long long)O.conns * w / O.workers);
+        int last = (int)((long long)O.conns * (w + 1) / O.workers);
+        pid_t pid = fork();
+        if (pid < 0)
+            parent_die("fork failed");
+        if (pid == 0) {
+            close(cp[1]);
+            close(np[0]);
+            for (int i = 0; i < w; i++)
+                close(cmd_fds[i]);
+            ST = &shared[w];
+            worker_main(first, last - first, cp[0], np[1], parent);
+        }
+        close(cp[0]);
+        worker_pids[w] = pid;
+        cmd_fds[w] = cp[1];
+    }
+    close(np[1]);
+    if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        die("epoll_create1: %s", strerror(errno));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &notify_tag};
+    epoll_ctl(ep, EPOLL_CTL_ADD, notify_rd, &ev);
+}
+
+/* Tells the workers to stop, waits for their last report, reaps them. */
+static void stop_workers(void) {
+    stopping = 1;
+    command_all('T');
+    wait_all(offsetof(wstat_t, stopped), 30, "stopped");
+    for (int w = 0; w < O.workers; w++) {
+        waitpid(worker_pids[w], NULL, 0);
+        worker_pids[w] = 0;
+    }
+}
+
+static void print_join_phase(double secs, long long ticks) {
+    printf("join phase: %llu joined, %llu failed of %d in %.2f s", (unsigned long long)SUM(joined),
+           (unsigned long long)SUM(failed), O.conns, secs);
+    if (ticks >= 0)
+        printf(", server CPU %.0f ms (%.1f us per connection)", ticks_ms(ticks),
+               ticks_ms(ticks) * 1000.0 / O.conns);
+    printf("\n");
+}
+
+/* ---- idle ----------------------------------------------------------------- */
+
+static int run_idle(void) {
+    long rss0 = status_kb("VmRSS");
+    long long cpu0 = server_ticks();
+    uint64_t t0 = now_ns();
+    start_workers();
+    wait_all(offsetof(wstat_t, ready), O.timeout_s, "joined");
+    double join_s = (double)(now_ns() - t0) / 1e9;
+    long long cpu1 = server_ticks();
+    long rss1 = status_kb("VmRSS");
+    uint64_t joined = SUM(joined);
+    print_join_phase(join_s, cpu0 >= 0 ? cpu1 - cpu0 : -1);
+
+    sleep_polling(O.hold_s * 1000);
+    long long cpu2 = server_ticks();
+    long rss2 = status_kb("VmRSS"), hwm = status_kb("VmHWM");
+    uint64_t closed = SUM(closed);
+    stop_workers();
+
+    double per_conn = joined ? (double)(rss1 - rss0) * 1024.0 / (double)joined : 0;
+    printf("server VmRSS: %ld kB before, %ld kB after all joined, %ld kB after holding %d s "
+           "(VmHWM %ld kB)\n", rss0, rss1, rss2, O.hold_s, hwm);
+    printf("server memory per joined connection: %.0f bytes\n", per_conn);
+    printf("server CPU while holding %d s: %.0f ms; connections closed by the server: %llu\n",
+           O.hold_s, ticks_ms(cpu2 - cpu1), (unsigned long long)closed);
+    printf("RESULT mode=idle conns=%d workers=%d joined=%llu failed=%llu closed=%llu "
+           "join_s=%.2f server_cpu_join_ms=%.0f rss0_kb=%ld rss1_kb=%ld rss2_kb=%ld hwm_kb=%ld "
+           "rss_per_conn_b=%.0f hold_s=%d server_cpu_hold_ms=%.0f\n",
+           O.conns, O.workers, (unsigned long long)joined, (unsigned long long)SUM(failed),
+           (unsigned long long)closed, join_s, ticks_ms(cpu1 - cpu0), rss0, rss1, rss2, hwm,
+           per_conn, O.hold_s, ticks_ms(cpu2 - cpu1));
+    return joined == (uint64_t)O.conns && closed == 0 ? 0 : 1;
+}
+
+/* ---- fanout --------------------------------------------------------------- */
+
+/* One publish: ["1","<ref>","<topic>","msg",{"b":"<seq>:<now_ns>:xxx"}]
+ * with the "b" string padded to exactly O.payload bytes. */
+static void publish(conn_t *pub, uint64_t seq) {
+    static char *frame;
+    static size_t cap;
+    size_t need = (size_t)O.payload + strlen(O.topic) + 96;
+    if (need > cap && !(frame = realloc(frame, cap = need)))
+        die("out of memory");
+    int n = snprintf(frame, cap, "[\"1\",\"%llu\",\"%s\",\"msg\",{\"b\":\"%llu:%llu:",
+                     (unsigned long long)seq + 2, O.topic, (unsigned long long)seq,
+                     (unsigned long long)now_ns());
+    size_t body = (size_t)n - (size_t)(strstr(frame, "{\"b\":\"") + 6 - frame);
+    if (body < (size_t)O.payload) {
+        memset(frame + n, 'x', (size_t)O.payload - body);
+        n += O.payload - (int)body;
+    }
+    memcpy(frame + n, "\"}]", 3);
+    ws_queue(pub, 0x1, frame, (size_t)n + 3);
+}
+
+static double pct_ms(const uint64_t *hist, uint64_t total, double q) {
+    if (!total)
+        return 0;
+    uint64_t want = (uint64_t)((double)total * q), acc = 0;
+    if (want >= total)
+        want = total - 1;
+    for (int i = 0; i < HBUCKETS; i++) {
+        acc += hist[i];
+        if (acc > want)
+            return hbucket_mid_us(i) / 1000.0;
+    }
+    return 0;
+}
+
+static int run_fanout(void) {
+    long long cpuj0 = server_ticks();
+    uint64_t tj0 = now_ns();
+    start_workers();
+    wait_all(offsetof(wstat_t, ready), O.timeout_s, "joined");
+    print_join_phase((double)(now_ns() - tj0) / 1e9,
+                     cpuj0 >= 0 ? server_ticks() - cpuj0 : -1);
+    uint64_t subs = SUM(joined);
+
+    /* The publisher: the parent's own connection, joined like the others. */
+    static wstat_t pubst;
+    ST = &pubst;
+    conn_t pub;
+    conn_open(&pub, 0);
+    pub.publisher = 1;
+    uint64_t deadline = now_ns() + 30000000000u;
+    while (pub.state != C_JOINED) {
+        if (pub.state == C_DEAD || now_ns() > deadline)
+            parent_die("the publisher could not join");
+        parent_poll(100);
+    }
+    long rss_joined = status_kb("VmRSS");
+    sleep_polling(O.settle_ms);
+
+    /* Measure: workers snapshot their CPU first, then the first send. */
+    command_all('S');
+    wait_all(offsetof(wstat_t, started), 30, "started");
+    uint64_t expected = subs * (uint64_t)O.messages;
+    sampling = 1;
+    machine_t m0 = machine_ticks();
+    take_sample();
+    uint64_t t0 = samples[0].t, pcpu0 = cpu_us_self();
+    uint64_t next_send = t0, last_change = t0, last_total = 0, sent = 0;
+    uint64_t timeout = t0 + (uint64_t)O.timeout_s * 1000000000u, now;
+    const char *ended = "complete";
+    for (;;) {
+        now = now_ns();
+        if (sent < (uint64_t)O.messages && now >= next_send) {
+            do /* a burst queues everything at once */
+                publish(&pub, sent++);
+            while (O.interval_ms == 0 && sent < (uint64_t)O.messages);
+            conn_flush(&pub);
+            next_send += (uint64_t)O.interval_ms * 1000000u;
+            last_change = now = now_ns(); /* keep now >= last_change */
+            if (pub.state == C_DEAD)
+                parent_die("the publisher's connection closed");
+        }
+        uint64_t total = SUM(received);
+        if (total != last_total)
+            last_total = total, last_change = now;
+        if (sent == (uint64_t)O.messages && total >= expected)
+            break;
+        if (sent == (uint64_t)O.messages && now - last_change > (uint64_t)O.quiet_ms * 1000000u) {
+            ended = "quiet";
+            break;
+        }
+        if (now > timeout) {
+            ended = "timeout";
+            break;
+        }
+        int wait_ms = SAMPLE_NS / 1000000u;
+        if (sent < (uint64_t)O.messages && next_send > now &&
+            (next_send - now) / 1000000u < (uint64_t)wait_ms)
+            wait_ms = (int)((next_send - now) / 1000000u);
+        parent_poll(wait_ms);
+    }
+    take_sample();
+    uint64_t pcpu = cpu_us_self() - pcpu0;
+    machine_t m1 = machine_ticks();
+    double busy_pct = m1.all > m0.all ? 100.0 * (double)(m1.busy - m0.busy) /
+                                            (double)(m1.all - m0.all) : 0;
+    double steal_pct = m1.all > m0.all ? 100.0 * (double)(m1.steal - m0.steal) /
+                                             (double)(m1.all - m0.all) : 0;
+    sampling = 0;
+    long hwm = status_kb("VmHWM"), rss_end = status_kb("VmRSS");
+    /* Let the publisher drain its replies and echoes (not measured). */
+    uint64_t drain_end = now_ns() + 2000000000u;
+    while ((pub_acks < sent || pub_echo < sent) && pub.state == C_JOINED && now_ns() < drain_end)
+        parent_poll(10);
+    stop_workers();
+
+    uint64_t received = SUM(received), t_last = 0, bench_us = pcpu;
+    static uint64_t hist[HBUCKETS];
+    for (int w = 0; w < O.workers; w++) {
+        uint64_t t = atomic_load(&shared[w].last_rx_ns);
+        if (t > t_last)
+            t_last = t;
+        bench_us += shared[w].cpu_us;
+        for (int i = 0; i < HBUCKETS; i++)
+            hist[i] += shared[w].hist[i];
+    }
+    /* Server CPU at the last delivery: the first sample taken at or after it. */
+    long long cpu_end = samples[nsamples - 1].ticks;
+    for (size_t i = 0; i < nsamples; i++)
+        if (samples[i].t >= t_last) {
+            cpu_end = samples[i].ticks;
+            break;
+        }
+    double wall_s = t_last > t0 ? (double)(t_last - t0) / 1e9 : 0;
+    double srv_ms = ticks_ms(cpu_end - samples[0].ticks);
+    double srv_us = received ? srv_ms * 1000.0 / (double)received : 0;
+    double bench_ms = (double)bench_us / 1000.0;
+    double bench_per = received ? (double)bench_us / (double)received : 0;
+    double p50 = pct_ms(hist, received, 0.50), p99 = pct_ms(hist, received, 0.99),
+           pmax = pct_ms(hist, received, 1.0);
+    uint64_t gaps = SUM(gaps), closed = SUM(closed), bad = SUM(bad);
+    int close_code = 0;
+    for (int w = 0; w < O.workers; w++)
+        if (shared[w].close_code)
+            close_code = shared[w].close_code;
+
+    printf("deliveries: %llu of %llu expected (%llu subscribers x %d messages), ended: %s\n",
+           (unsigned long long)received, (unsigned long long)expected,
+           (unsigned long long)subs, O.messages, ended);
+    printf("wall time first send -> last delivery: %.3f s (%.0f deliveries/s)\n", wall_s,
+           wall_s > 0 ? (double)received / wall_s : 0);
+    printf("server CPU: %.0f ms, %.2f us per delivery\n", srv_ms, srv_us);
+    printf("bench CPU (%d workers + publisher): %.0f ms, %.2f us per delivery\n", O.workers,
+           bench_ms, bench_per);
+    printf("latency send -> read: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", p50, p99, pmax);
+    printf("out-of-order/missing sequence numbers: %llu; bad frames: %llu; closed by server: "
+           "%llu (last close code %d); publisher acks %llu, echoes %llu of %llu\n",
+           (unsigned long long)gaps, (unsigned long long)bad, (unsigned long long)closed,
+           close_code, (unsigned long long)pub_acks, (unsigned long long)pub_echo,
+           (unsigned long long)sent);
+    printf("server VmRSS: %ld kB after all joined, %ld kB at the end, VmHWM %ld kB\n",
+           rss_joined, rss_end, hwm);
+    /* Of the machine's CPU over the window, the share server and bench used:
+     * the rest is other processes and kernel threads. */
+    double ours_pct = m1.all > m0.all
+                          ? 100.0 * ((double)(cpu_end - samples[0].ticks) +
+                                     (double)bench_us * (double)sysconf(_SC_CLK_TCK) / 1e6) /
+                                (double)(m1.all - m0.all)
+                          : 0;
+    printf("machine CPU busy during the measurement: %.0f %% of %ld cores (steal %.1f %%); "
+           "server + bench account for %.0f %%\n", busy_pct, sysconf(_SC_NPROCESSORS_ONLN),
+           steal_pct, ours_pct);
+    printf("RESULT mode=fanout conns=%d workers=%d messages=%d interval_ms=%d payload=%d "
+           "subs=%llu expected=%llu received=%llu ended=%s wall_s=%.3f rate=%.0f "
+           "server_cpu_ms=%.0f server_us_per_delivery=%.2f bench_cpu_ms=%.0f "
+           "bench_us_per_delivery=%.2f lat_p50_ms=%.2f lat_p99_ms=%.2f lat_max_ms=%.2f "
+           "gaps=%llu bad=%llu closed=%llu close_code=%d pub_acks=%llu pub_echo=%llu "
+           "rss_joined_kb=%ld rss_end_kb=%ld hwm_kb=%ld machine_busy_pct=%.0f ours_pct=%.0f "
+           "steal_pct=%.1f\n",
+           O.conns, O.workers, O.messages, O.interval_ms, O.payload, (unsigned long long)subs,
+           (unsigned long long)expected, (unsigned long long)received, ended, wall_s,
+           wall_s > 0 ? (double)received / wall_s : 0, srv_ms, srv_us, bench_ms, bench_per, p50,
+           p99, pmax, (unsigned long long)gaps, (unsigned long long)bad,
+           (unsigned long long)closed, close_code, (unsigned long long)pub_acks,
+           (unsigned long long)pub_echo, rss_joined, rss_end, hwm, busy_pct, ours_pct,
+           steal_pct);
+    return received == expected && gaps == 0 && closed == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    parse_args(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    rng_state = now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
+    bcast_prefix_len = (size_t)snprintf(bcast_prefix, sizeof bcast_prefix,
+                                        "[null,null,\"%s\",\"msg\",{\"b\":\"", O.topic);
+    if (O.server_pid)
+        status_kb("VmRSS"); /* fail early on a wrong pid */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("fanout_bench %s: %d connections to %s:%d, %d worker(s)\n", O.mode, O.conns, O.host,
+           O.port, O.workers);
+    static wstat_t parent_stats; /* until the publisher's own slot is set */
+    ST = &parent_stats;
+    return !strcmp(O.mode, "idle") ? run_idle() : run_fanout();
+}

@@ -1,0 +1,446 @@
+// Helpers for the integration tests: start the real parley binary on an
+// ephemeral port, read its /metrics and /healthz, and drive it with raw
+// WebSocket clients (the `ws` package) that record every frame.
+//
+// Every server started here is remembered by PID; a test file calls
+// `after(stopAllServers)` (and the process exit hook below is a last resort),
+// so that no parley process outlives the test file that started it.
+
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { decode as mpDecode, encode as mpEncode } from "@msgpack/msgpack";
+import WebSocket from "ws";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Path of the parley binary: $PARLEY_BIN, else ../../../build/server/parley
+ * relative to this helper (i.e. /work/main/build/server/parley). */
+export const PARLEY_BIN =
+  process.env.PARLEY_BIN || path.resolve(here, "..", "..", "..", "build", "server", "parley");
+
+const live = new Map(); // pid -> ChildProcess
+
+function killPid(pid) {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    /* already gone */
+  }
+}
+
+process.on("exit", () => {
+  for (const pid of live.keys()) killPid(pid);
+});
+
+/** Kills (SIGKILL, by PID) every server this process started that is still
+ * running, and waits for them to be reaped. For after() hooks. */
+export async function stopAllServers() {
+  const waits = [];
+  for (const [pid, proc] of live) {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      waits.push(new Promise((resolve) => proc.once("exit", resolve)));
+      killPid(pid);
+    }
+  }
+  await Promise.all(waits);
+  live.clear();
+}
+
+/** Resolves after ms milliseconds. */
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Rejects with `what timed out` after ms, unless promise settles first. */
+export function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Polls fn() until it returns a truthy value (which is returned), or throws
+ * after timeoutMs. */
+export async function waitFor(fn, timeoutMs, what, intervalMs = 25) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** A plain HTTP GET that sends `pathname` exactly as given (no URL
+ * normalisation, unlike fetch). Resolves {status, headers, body}. */
+export function httpGet(port, pathname, { timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: "127.0.0.1", port, path: pathname, method: "GET", agent: false },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${pathname} timed out`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Send and receive queue sizes (bytes) of the TCP socket 127.0.0.1:localPort
+ * <-> 127.0.0.1:remotePort, from /proc/net/tcp; null if there is none. */
+export function tcpQueues(localPort, remotePort) {
+  const hex = (p) => p.toString(16).toUpperCase().padStart(4, "0");
+  const want = [`0100007F:${hex(localPort)}`, `0100007F:${hex(remotePort)}`];
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === want[0] && f[2] === want[1]) {
+      const [tx, rx] = f[4].split(":").map((h) => parseInt(h, 16));
+      return { tx, rx };
+    }
+  }
+  return null;
+}
+
+/** Parses Prometheus text into a Map of "name" or "name{labels}" -> number. */
+export function parseMetrics(text) {
+  const m = new Map();
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s+(\S+)$/.exec(line);
+    if (!match) throw new Error(`unparseable metrics line: ${JSON.stringify(line)}`);
+    m.set(match[1], Number(match[2]));
+  }
+  return m;
+}
+
+/** The metrics key of parley_errors_total for one kind. */
+export const errKey = (kind) => `parley_errors_total{kind="${kind}"}`;
+
+/**
+ * Starts parley with `args` (on 127.0.0.1:0 unless args has --listen) and
+ * waits for its `event=listening` line. Returns a handle:
+ *   port, url (ws://127.0.0.1:PORT/socket/websocket), httpBase, pid, proc,
+ *   stderr()      all stderr text so far,
+ *   metrics()     GET /metrics parsed into a Map,
+ *   healthz()     GET /healthz parsed as JSON ({status, body} in .http),
+ *   rssKb()       VmRSS from /proc/PID/status, in kB,
+ *   stop(signal)  sends SIGTERM (or signal) and resolves {code, signal},
+ *   exited        a promise of {code, signal},
+ *   kill()        SIGKILL by PID.
+ */
+export async function startServer(args = [], { timeoutMs = 10000, env = {} } = {}) {
+  const fullArgs = args.includes("--listen") ? [...args] : ["--listen", "127.0.0.1:0", ...args];
+  const proc = spawn(PARLEY_BIN, fullArgs, {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  let stderr = "";
+  let spawnError = null;
+  proc.on("error", (e) => {
+    spawnError = e;
+  });
+  if (proc.pid) live.set(proc.pid, proc);
+  const exited = new Promise((resolve) => {
+    proc.once("exit", (code, signal) => {
+      live.delete(proc.pid);
+      resolve({ code, signal });
+    });
+  });
+  proc.stderr.setEncoding("utf8");
+  const port = await withTimeout(
+    new Promise((resolve, reject) => {
+      proc.stderr.on("data", (chunk) => {
+        stderr += chunk;
+        const m = /event=listening\b.*?\bport=(\d+)/.exec(stderr);
+        if (m) resolve(Number(m[1]));
+      });
+      exited.then(({ code, signal }) =>
+        reject(
+          new Error(
+            `parley exited before listening (code=${code} signal=${signal} ` +
+              `error=${spawnError}): ${stderr}`,
+          ),
+        ),
+      );
+    }),
+    timeoutMs,
+    `parley ${fullArgs.join(" ")} to print its listening line`,
+  ).catch((e) => {
+    if (proc.pid) killPid(proc.pid);
+    throw e;
+  });
+
+  const server = {
+    port,
+    pid: proc.pid,
+    proc,
+    exited,
+    url: `ws://127.0.0.1:${port}/socket/websocket`,
+    socketBase: `ws://127.0.0.1:${port}/socket`,
+    httpBase: `http://127.0.0.1:${port}`,
+    stderr: () => stderr,
+    async metrics() {
+      const res = await httpGet(port, "/metrics");
+      if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+      return parseMetrics(res.body);
+    },
+    async healthz() {
+      const res = await httpGet(port, "/healthz");
+      return { http: res.status, ...JSON.parse(res.body) };
+    },
+    rssKb() {
+      const status = readFileSync(`/proc/${proc.pid}/status`, "utf8");
+      const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+      if (!m) throw new Error("no VmRSS line");
+      return Number(m[1]);
+    },
+    running: () => proc.exitCode === null && proc.signalCode === null,
+    async stop(signal = "SIGTERM", { timeoutMs: t = 15000 } = {}) {
+      if (server.running()) proc.kill(signal);
+      return withTimeout(exited, t, `parley to exit after ${signal}`);
+    },
+    kill() {
+      if (server.running()) killPid(proc.pid);
+      return exited;
+    },
+  };
+  return server;
+}
+
+// ---- raw WebSocket client --------------------------------------------------
+
+/**
+ * A WebSocket client that records every message it receives and can wait for
+ * one matching a predicate. `format` is "v2" (JSON arrays, vsn=2.0.0), "v1"
+ * (JSON objects, no vsn) or "msgpack" (vsn=2.0.0&serializer=msgpack). Each
+ * recorded message is {join_ref, ref, topic, event, payload, raw, binary}.
+ */
+export class RawClient {
+  constructor(url, { format = "v2" } = {}) {
+    this.format = format;
+    this.url = url;
+    this.messages = [];
+    this.consumed = new Set();
+    this.waiters = [];
+    this.refCounter = 0;
+    this.closeInfo = null;
+    this.ws = new WebSocket(url, { perMessageDeflate: false });
+    this.ws.binaryType = "nodebuffer";
+    this.closedPromise = new Promise((resolve) => {
+      this.ws.on("close", (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString("utf8") };
+        for (const w of this.waiters) w.reject(new Error(`socket closed ${code} ${this.closeInfo.reason} while waiting for ${w.what}`));
+        this.waiters = [];
+        resolve(this.closeInfo);
+      });
+    });
+    this.errors = [];
+    this.ws.on("error", (e) => this.errors.push(e));
+    this.ws.on("message", (data, isBinary) => this._onMessage(data, isBinary));
+  }
+
+  /** Opens a client; rejects if the connection or upgrade fails. */
+  static async connect(url, opts = {}) {
+    const c = new RawClient(url, opts);
+    await withTimeout(
+      new Promise((resolve, reject) => {
+        c.ws.once("open", resolve);
+        c.ws.once("error", reject);
+        c.ws.once("unexpected-response", (_req, res) =>
+          reject(new Error(`unexpected response ${res.statusCode}`)),
+        );
+      }),
+      opts.timeoutMs ?? 5000,
+      `connect ${url}`,
+    );
+    return c;
+  }
+
+  _decode(data, isBinary) {
+    if (this.format === "msgpack" && isBinary) {
+      const arr = mpDecode(data);
+      const [join_ref, ref, topic, event, payload] = arr;
+      return { join_ref, ref, topic, event, payload, decoded: arr };
+    }
+    const text = data.toString("utf8");
+    const v = JSON.parse(text);
+    if (Array.isArray(v)) {
+      const [join_ref, ref, topic, event, payload] = v;
+      return { join_ref, ref, topic, event, payload, decoded: v };
+    }
+    return { join_ref: v.join_ref, ref: v.ref, topic: v.topic, event: v.event, payload: v.payload, decoded: v };
+  }
+
+  _onMessage(data, isBinary) {
+    let msg;
+    try {
+      msg = { ...this._decode(data, isBinary), raw: data, binary: isBinary };
+    } catch (e) {
+      msg = { undecodable: String(e), raw: data, binary: isBinary };
+    }
+    const index = this.messages.length;
+    this.messages.push(msg);
+    for (let i = 0; i < this.waiters.length; i++) {
+      const w = this.waiters[i];
+      if (w.predicate(msg)) {
+        this.consumed.add(index);
+        this.waiters.splice(i, 1);
+        w.resolve(msg);
+        return;
+      }
+    }
+  }
+
+  /** Resolves with the earliest not yet consumed message matching predicate
+   * (already received or still to come), marking it consumed. */
+  next(predicate = () => true, timeoutMs = 5000, what = "a message") {
+    for (let i = 0; i < this.messages.length; i++) {
+      if (!this.consumed.has(i) && predicate(this.messages[i])) {
+        this.consumed.add(i);
+        return Promise.resolve(this.messages[i]);
+      }
+    }
+    if (this.closeInfo) {
+      return Promise.reject(new Error(`socket already closed ${this.closeInfo.code} while waiting for ${what}`));
+    }
+    return new Promise((resolve, reject) => {
+      const w = { predicate, resolve, reject, what };
+      this.waiters.push(w);
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const done = (f) => (v) => {
+        clearTimeout(timer);
+        f(v);
+      };
+      w.resolve = done(resolve);
+      w.reject = done(reject);
+    });
+  }
+
+  /** Resolves {code, reason} when the socket closes (rejects after timeoutMs). */
+  closed(timeoutMs = 5000) {
+    return withTimeout(this.closedPromise, timeoutMs, `close of ${this.url}`);
+  }
+
+  makeRef() {
+    this.refCounter += 1;
+    return String(this.refCounter);
+  }
+
+  /** Encodes and sends one message in this client's format. */
+  send(join_ref, ref, topic, event, payload) {
+    if (this.format === "msgpack") {
+      this.ws.send(mpEncode([join_ref, ref, topic, event, payload]), { binary: true });
+    } else if (this.format === "v1") {
+      const obj = { topic, event, payload, ref };
+      if (join_ref !== undefined) obj.join_ref = join_ref;
+      this.ws.send(JSON.stringify(obj));
+    } else {
+      this.ws.send(JSON.stringify([join_ref, ref, topic, event, payload]));
+    }
+  }
+
+  /** Sends exactly these bytes / this text (opts go to ws.send). */
+  sendRaw(data, opts = {}) {
+    return new Promise((resolve, reject) =>
+      this.ws.send(data, opts, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  /** Waits for the phx_reply to `ref` on `topic`. */
+  reply(topic, ref, timeoutMs = 5000) {
+    return this.next(
+      (m) => m.event === "phx_reply" && m.ref === ref && m.topic === topic,
+      timeoutMs,
+      `phx_reply ref=${ref} on ${topic}`,
+    );
+  }
+
+  /** Sends event on topic with a fresh ref and returns {ref, reply}. */
+  async push(topic, event, payload, joinRef = null, timeoutMs = 5000) {
+    const ref = this.makeRef();
+    this.send(joinRef, ref, topic, event, payload);
+    const reply = await this.reply(topic, ref, timeoutMs);
+    return { ref, reply };
+  }
+
+  /** Joins topic; returns {joinRef, reply} (the reply is not checked). */
+  async join(topic, payload = {}, timeoutMs = 5000) {
+    const joinRef = this.makeRef();
+    this.send(joinRef, joinRef, topic, "phx_join", payload);
+    const reply = await this.reply(topic, joinRef, timeoutMs);
+    return { joinRef, reply };
+  }
+
+  /** A heartbeat round trip. Since the server handles one socket's messages
+   * in order, its reply also proves every earlier message was processed. */
+  async heartbeat(timeoutMs = 5000) {
+    const ref = this.makeRef();
+    this.send(null, ref, "phoenix", "heartbeat", {});
+    return this.reply("phoenix", ref, timeoutMs);
+  }
+
+  /** Waits for the broadcast of `event` on topic whose payload satisfies pred. */
+  broadcast(topic, event, pred = () => true, timeoutMs = 5000) {
+    return this.next(
+      (m) => m.topic === topic && m.event === event && m.ref === null && pred(m.payload),
+      timeoutMs,
+      `broadcast ${event} on ${topic}`,
+    );
+  }
+
+  /** Messages received so far that satisfy pred (consumed or not). */
+  received(pred = () => true) {
+    return this.messages.filter(pred);
+  }
+
+  get isOpen() {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  close() {
+    if (this.ws.readyState === WebSocket.CONNECTING || this.ws.readyState === WebSocket.OPEN) {
+      this.ws.close();
+    }
+  }
+
+  /** Tears the TCP connection down immediately. */
+  terminate() {
+    this.ws.terminate();
+  }
+}
+
+/** URL query for a raw client format. */
+export function wsUrl(server, format = "v2", extra = "") {
+  const q =
+    format === "v1"
+      ? ""
+      : format === "msgpack"
+        ? "?vsn=2.0.0&serializer=msgpack"
+        : "?vsn=2.0.0";
+  const sep = q ? "&" : "?";
+  return `${server.url}${q}${extra ? sep + extra : ""}`;
+}
+
+/** Connects a raw client of `format` to server. */
+export function connectRaw(server, format = "v2", opts = {}) {
+  return RawClient.connect(wsUrl(server, format, opts.query), { ...opts, format });
+}
+
+export { WebSocket, mpEncode, mpDecode };
