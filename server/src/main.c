@@ -56,7 +56,8 @@ static void flush_now(struct ev_loop *loop) {
     flush_first_queued = 0;
     double t0 = ev_time();
     session_flush();
-    double t1 = ev_time();
+    ev_now_update(loop); /* timers are relative to the loop's cached time */
+    double t1 = ev_now(loop);
     double d = t1 - t0;
     flush_not_before = t1 + (d < FLUSH_MAX_WAIT ? d : FLUSH_MAX_WAIT);
 }

@@ -63,4 +63,8 @@ void transport_protocols(struct lws_protocols protocols[2], size_t rx_buffer) {
     protocols[0].callback = callback;
     protocols[0].per_session_data_size = sizeof(session_t);
     protocols[0].rx_buffer_size = rx_buffer;
+    /* lws cuts every write into pieces of tx_packet_size bytes, or of
+     * rx_buffer_size when this is 0, buffering the rest until POLLOUT: with a
+     * small read buffer that would turn one gathered write into dozens. */
+    protocols[0].tx_packet_size = TRANSPORT_TX_PACKET;
 }

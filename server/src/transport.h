@@ -6,6 +6,10 @@
 
 #include <libwebsockets.h>
 
+/* Largest single write handed to the kernel: one gathered batch of frames
+ * (session.c gathers up to 64 KiB) or one large frame. */
+#define TRANSPORT_TX_PACKET (256 * 1024)
+
 /* The WebSocket endpoint's path, as Phoenix serves it. */
 #define TRANSPORT_WS_PATH "/socket/websocket"
 
