@@ -70,8 +70,9 @@ int session_open(session_t *s, struct lws *wsi, const char *query_vsn,
 void session_receive(session_t *s, const void *in, size_t len, int first, int final,
                      int binary);
 
-/* Writes queued frames; called from LWS_CALLBACK_SERVER_WRITEABLE. Returns
- * -1 if the connection must close. */
+/* Called from LWS_CALLBACK_SERVER_WRITEABLE, once lws has sent what it held
+ * for this socket: sends the close frame of a closing session (returning -1
+ * so that lws closes), or puts the session back on the flush list. */
 int session_writable(session_t *s);
 
 /* Writes the frames queued since the last call, for every session that got
