@@ -49,6 +49,12 @@ static const option_row_t options[] = {
      "seconds to wait for sockets to close on SIGTERM/SIGINT"},
     {"log-level", "PARLEY_LOG_LEVEL", OPT_STR, F(log_level), "info", 0, 0,
      "error, warn, info or debug"},
+    {"presence-topics", "PARLEY_PRESENCE_TOPICS", OPT_STR, F(presence_topics), "*", 0, 0,
+     "topics with presence: comma-separated names, a trailing * matches any suffix; empty: none"},
+    {"presence-batch-ms", "PARLEY_PRESENCE_BATCH_MS", OPT_INT, F(presence_batch_ms), "50", 1, 10000,
+     "milliseconds over which presence changes are merged into one presence_diff per topic"},
+    {"presence-meta-max", "PARLEY_PRESENCE_META_MAX", OPT_INT, F(presence_meta_max), "1024", 64,
+     65536, "largest presence meta (the join payload), in bytes of JSON"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 

@@ -20,6 +20,9 @@ typedef struct config {
     long rx_buffer;         /* bytes libwebsockets reads per socket per callback */
     long shutdown_grace;    /* seconds to wait for sockets to close on SIGTERM */
     char *log_level;        /* error, warn, info, debug */
+    char *presence_topics;  /* comma-separated topics or prefix* patterns with presence */
+    long presence_batch_ms; /* window over which presence changes are merged into one diff */
+    long presence_meta_max; /* bytes of a join payload / presence meta, JSON-encoded */
 } config_t;
 
 extern config_t config;

@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "presence.h"
 
 double http_started_at;
+const char *http_node_id = "";
 int http_stopping;
 
 #define BODY_MAX 16384
@@ -34,15 +36,16 @@ int http_serve(struct lws *wsi, const char *uri) {
     metrics.http_requests++;
     if (strcmp(uri, "/healthz") == 0) {
         int n = snprintf(body, sizeof body,
-                         "{\"status\":\"%s\",\"version\":\"%s\",\"uptime_s\":%.3f,"
-                         "\"connections\":%llu,\"topics\":%llu}\n",
-                         http_stopping ? "stopping" : "ok", PARLEY_VERSION, uptime,
+                         "{\"status\":\"%s\",\"node\":\"%s\",\"version\":\"%s\","
+                         "\"uptime_s\":%.3f,\"connections\":%llu,\"topics\":%llu}\n",
+                         http_stopping ? "stopping" : "ok", http_node_id, PARLEY_VERSION, uptime,
                          (unsigned long long)metrics.connections,
                          (unsigned long long)metrics.topics);
         return respond(wsi, http_stopping ? HTTP_STATUS_SERVICE_UNAVAILABLE : HTTP_STATUS_OK,
                        "application/json", body, (size_t)n);
     }
     if (strcmp(uri, "/metrics") == 0) {
+        metrics.presence_entries = presence_crdt() ? crdt_entries(presence_crdt()) : 0;
         size_t n = metrics_render(body, sizeof body, uptime);
         if (n >= sizeof body)
             n = sizeof body - 1;

@@ -11,6 +11,7 @@ int http_serve(struct lws *wsi, const char *uri);
 
 /* Set by main: loop time of start, and whether the server is stopping. */
 extern double http_started_at;
+extern const char *http_node_id;
 extern int http_stopping;
 
 #endif

@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "presence.h"
 #include "session.h"
 #include "transport.h"
 
@@ -113,6 +116,20 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
     ev_timer_start(loop, &stop_timer);
 }
 
+/* A node id unique to this start: "n" and 12 random hex digits. A
+ * restarted node is a new presence replica, as in Phoenix.Tracker. */
+static void make_node_id(char *out, size_t size) {
+    unsigned char b[6] = {0};
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(b, 1, sizeof b, f) != sizeof b) {
+        unsigned long x = (unsigned long)getpid() ^ (unsigned long)time(NULL) * 2654435761u;
+        memcpy(b, &x, sizeof b < sizeof x ? sizeof b : sizeof x);
+    }
+    if (f)
+        fclose(f);
+    snprintf(out, size, "n%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+}
+
 static int split_listen(const char *listen, char *host, size_t hostsz, int *port) {
     const char *colon = strrchr(listen, ':');
     size_t hl = (size_t)(colon - listen);
@@ -148,6 +165,13 @@ int main(int argc, char **argv) {
     struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
     if (!loop) {
         plog(LOG_ERROR, "startup_failed", "reason=\"no epoll loop\"");
+        return 1;
+    }
+    static char node_id[16];
+    make_node_id(node_id, sizeof node_id);
+    http_node_id = node_id;
+    if (presence_init(node_id)) {
+        plog(LOG_ERROR, "startup_failed", "reason=\"out of memory\"");
         return 1;
     }
     void *foreign_loops[1] = {loop};
@@ -214,8 +238,8 @@ int main(int argc, char **argv) {
     ev_signal_init(&sigint_watcher, on_signal, SIGINT);
     ev_signal_start(loop, &sigint_watcher);
 
-    plog(LOG_INFO, "listening", "host=%s port=%d version=%s static_dir=\"%s\"", host, bound,
-         PARLEY_VERSION, config.static_dir);
+    plog(LOG_INFO, "listening", "host=%s port=%d node=%s version=%s static_dir=\"%s\"", host,
+         bound, node_id, PARLEY_VERSION, config.static_dir);
     ev_run(loop, 0);
 
     ev_timer_stop(loop, &sweep_timer);
@@ -226,6 +250,7 @@ int main(int argc, char **argv) {
     ev_signal_stop(loop, &sigterm_watcher);
     ev_signal_stop(loop, &sigint_watcher);
     lws_context_destroy(context);
+    presence_shutdown();
     plog(LOG_INFO, "stopped", NULL);
     return 0;
 }

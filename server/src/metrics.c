@@ -22,6 +22,7 @@ static const char *const err_names[ERR_NKINDS] = {
     [ERR_TOO_MANY_CHANNELS] = "too_many_channels",
     [ERR_RESERVED_EVENT] = "reserved_event",
     [ERR_STALE_JOIN_REF] = "stale_join_ref",
+    [ERR_PRESENCE] = "presence",
 };
 
 const char *err_kind_name(err_kind_t kind) {
@@ -54,6 +55,10 @@ static const metric_row_t rows[] = {
     {"parley_broadcasts_total", "counter", "Chat messages fanned out to a topic.",
      &metrics.broadcasts},
     {"parley_http_requests_total", "counter", "HTTP requests served.", &metrics.http_requests},
+    {"parley_presence_diffs_total", "counter", "presence_diff broadcasts (one per topic per batch).",
+     &metrics.presence_diffs},
+    {"parley_presence_entries", "gauge", "Presence entries held, from every node.",
+     &metrics.presence_entries},
 };
 
 #define APPEND(...)                                                          \

@@ -24,6 +24,7 @@ typedef enum err_kind {
     ERR_TOO_MANY_CHANNELS,
     ERR_RESERVED_EVENT,
     ERR_STALE_JOIN_REF,
+    ERR_PRESENCE,           /* invalid user or meta, update of an untracked connection */
     ERR_NKINDS
 } err_kind_t;
 
@@ -42,6 +43,8 @@ typedef struct metrics {
     uint64_t bytes_out;
     uint64_t broadcasts;            /* chat messages fanned out */
     uint64_t http_requests;
+    uint64_t presence_diffs;        /* presence_diff broadcasts */
+    uint64_t presence_entries;      /* gauge: presence entries held (all nodes) */
     uint64_t errors[ERR_NKINDS];
 } metrics_t;
 

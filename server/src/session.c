@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "presence.h"
 
 /* Seconds a closing socket may take to accept its close frame. */
 #define CLOSE_WAIT_S 5
@@ -268,6 +269,7 @@ static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m) {
         /* Duplicate join: the old channel closes, the new join proceeds. */
         plog(LOG_DEBUG, "duplicate_join", "conn=%llu", (unsigned long long)s->id);
         push_close(s, old);
+        presence_left(s, old->topic->name);
         channel_destroy(s, old);
     }
     if (is(m->topic, "phoenix")) {
@@ -277,6 +279,11 @@ static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m) {
     if (s->nchannels >= (unsigned long)config.max_channels) {
         reply_error(s, m->join_ref, m->ref, m->topic, ERR_TOO_MANY_CHANNELS,
                     "too many channels joined");
+        return;
+    }
+    const char *why = presence_check_join(s, m->topic, m->payload);
+    if (why) {
+        reply_error(s, m->join_ref, m->ref, m->topic, ERR_PRESENCE, why);
         return;
     }
     channel_t *ch = calloc(1, sizeof *ch);
@@ -294,6 +301,7 @@ static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m) {
     metrics.channels++;
     metrics.joins_total++;
     reply_ok(s, m->join_ref, m->ref, m->topic);
+    presence_joined(s, m->topic, m->payload);
 }
 
 static void handle_leave(session_t *s, channel_t *ch, const proto_msg_t *m) {
@@ -310,6 +318,7 @@ static void handle_leave(session_t *s, channel_t *ch, const proto_msg_t *m) {
     }
     reply_ok(s, ch->join_ref, m->ref, m->topic);
     push_close(s, ch);
+    presence_left(s, ch->topic->name);
     channel_destroy(s, ch);
 }
 
@@ -333,6 +342,14 @@ static void handle_message(session_t *s, const proto_msg_t *m) {
     }
     if (m->join_ref && ch->join_ref && !is(m->join_ref, ch->join_ref)) {
         ignore_stale(s, m); /* a message for an earlier join of this topic */
+        return;
+    }
+    if (is(m->event, "presence_update")) {
+        const char *why = presence_update(s, m->topic, m->payload);
+        if (why)
+            reply_error(s, ch->join_ref, m->ref, m->topic, ERR_PRESENCE, why);
+        else
+            reply_ok(s, ch->join_ref, m->ref, m->topic);
         return;
     }
     if (reserved_event(m->event)) {
@@ -446,10 +463,15 @@ void session_receive(session_t *s, const void *in, size_t len, int first, int fi
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *serializer) {
+int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *serializer,
+                 const char *user) {
     memset(s, 0, sizeof *s);
     s->wsi = wsi;
     s->id = next_id++;
+    /* A user longer than the buffer lws copied it into, or empty, is
+     * ignored; presence then relies on the join payload's "user". */
+    if (user && *user && strlen(user) <= 256)
+        s->user = strdup(user);
     proto_assembler_init(&s->rx, (size_t)config.max_frame);
     metrics.connections++;
     metrics.connections_total++;
@@ -502,10 +524,13 @@ void session_close(session_t *s, int code, const char *reason) {
 void session_closed(session_t *s) {
     if (!s->open)
         return;
+    presence_closed(s);
     channel_t *ch, *tmp;
     HASH_ITER(hh, s->channels, ch, tmp) {
         channel_destroy(s, ch);
     }
+    free(s->user);
+    s->user = NULL;
     if (!s->closing)
         stop_session(s); /* the peer closed, or lws gave up on the socket */
     proto_assembler_free(&s->rx);

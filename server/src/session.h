@@ -56,14 +56,15 @@ typedef struct session {
     proto_assembler_t rx;
     int rx_binary;
     double last_rx;             /* loop time of the last frame received */
+    char *user;                 /* connect parameter "user", owned; NULL if absent */
     struct session *iprev, *inext; /* open sessions, least recently active first */
 } session_t;
 
-/* Sets up a new connection. query_vsn/query_serializer are the connect
- * parameters (NULL when absent). Returns 0, or closes the session with
+/* Sets up a new connection. query_vsn/query_serializer/query_user are the
+ * connect parameters (NULL when absent). Returns 0, or closes the session with
  * CLOSE_BAD_VSN and returns -1. */
 int session_open(session_t *s, struct lws *wsi, const char *query_vsn,
-                 const char *query_serializer);
+                 const char *query_serializer, const char *query_user);
 
 /* Feeds one piece of a client message. first/final say whether it starts or
  * ends the message; binary is the WebSocket opcode of the message. */

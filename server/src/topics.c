@@ -8,6 +8,7 @@
 #include "frame.h"
 #include "log.h"
 #include "metrics.h"
+#include "presence.h"
 #include "session.h"
 
 static topic_t *registry;
@@ -45,6 +46,7 @@ void topics_unsubscribe(channel_t *ch) {
     DL_DELETE2(t->subs, ch, tprev, tnext);
     ch->topic = NULL;
     if (--t->nsubs == 0) {
+        presence_topic_gone(t->name);
         HASH_DEL(registry, t);
         free(t->name);
         free(t);

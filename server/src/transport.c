@@ -10,7 +10,7 @@
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len) {
     session_t *s = user;
-    char uri[256], vsn[32], ser[32];
+    char uri[256], vsn[32], ser[32], who[300];
 
     switch (reason) {
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
@@ -30,7 +30,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_ESTABLISHED: {
         const char *v = lws_get_urlarg_by_name(wsi, "vsn=", vsn, sizeof vsn);
         const char *z = lws_get_urlarg_by_name(wsi, "serializer=", ser, sizeof ser);
-        session_open(s, wsi, v, z);
+        const char *u = lws_get_urlarg_by_name(wsi, "user=", who, sizeof who);
+        session_open(s, wsi, v, z, u);
         return 0;
     }
 

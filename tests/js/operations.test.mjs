@@ -39,8 +39,11 @@ describe("/healthz", () => {
     assert.equal(raw.status, 200);
     assert.match(raw.headers["content-type"], /^application\/json/);
     const h0 = JSON.parse(raw.body);
-    assert.deepEqual(Object.keys(h0).sort(), ["connections", "status", "topics", "uptime_s", "version"]);
+    assert.deepEqual(Object.keys(h0).sort(), ["connections", "node", "status", "topics", "uptime_s", "version"]);
     assert.equal(h0.status, "ok");
+    // The node id is unique per start and appears in the startup log line.
+    assert.match(h0.node, /^n[0-9a-f]{12}$/);
+    assert.match(server.stderr(), new RegExp(`event=listening .*node=${h0.node}`));
     assert.equal(`parley ${h0.version}`, version);
     assert.equal(typeof h0.uptime_s, "number");
     assert.ok(h0.uptime_s >= 0 && h0.uptime_s < 30, `uptime_s ${h0.uptime_s}`);
@@ -150,12 +153,13 @@ describe("/metrics", () => {
     assert.equal(m1.get("parley_topics"), 1);
     assert.equal(d("parley_messages_in_total"), 6, "2 joins + 3 messages + 1 heartbeat");
     assert.equal(d("parley_broadcasts_total"), 3);
-    // Out: 2 join replies + 3 push replies + 1 heartbeat reply + 3 x 2 broadcasts.
-    assert.equal(d("parley_messages_out_total"), 12);
+    // Out: 2 join replies + 2 presence_state pushes (every topic has presence by
+    // default) + 3 push replies + 1 heartbeat reply + 3 x 2 broadcasts.
+    assert.equal(d("parley_messages_out_total"), 14);
     const inBytes = sent.reduce((n, s) => n + Buffer.byteLength(s), 0);
     assert.equal(d("parley_bytes_in_total"), inBytes, "bytes in = bytes of the messages sent");
     const outBytes = [...a.messages, ...b.messages].reduce((n, msg) => n + msg.raw.length + wsHeader(msg.raw.length), 0);
-    assert.equal(a.messages.length + b.messages.length, 12);
+    assert.equal(a.messages.length + b.messages.length, 14);
     assert.equal(d("parley_bytes_out_total"), outBytes, "bytes out = WebSocket frames received");
 
     b.close();

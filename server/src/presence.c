@@ -1,0 +1,316 @@
+/* presence.c -- presence over the wire (see presence.h).
+ *
+ * Sections: topic patterns; per-topic pending diffs and cached state; the
+ * CRDT's change callback; joins, leaves and updates from sessions; the batch
+ * timer and flush. */
+#include "presence.h"
+
+#include <ev.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <utlist.h>
+
+#include "config.h"
+#include "frame.h"
+#include "log.h"
+#include "metrics.h"
+#include "session.h"
+#include "topics.h"
+
+/* Per topic: the diff being collected and the cached presence_state. */
+typedef struct ptopic {
+    char *name;
+    json_t *joins, *leaves;             /* {key: {"metas": [...]}}, NULL when empty */
+    frame_t *state[PROTO_NFORMATS];     /* cached presence_state frames */
+    struct ptopic *dnext;               /* on the dirty list */
+    int dirty;
+    UT_hash_handle hh;
+} ptopic_t;
+
+static crdt_t *crdt;
+static ptopic_t *ptopics;
+static ptopic_t *dirty;                 /* singly linked via dnext */
+static ev_timer batch_timer;
+
+#define USER_MAX 256
+
+/* ---- topic patterns --------------------------------------------------------- */
+
+/* --presence-topics: comma-separated topics; a trailing '*' matches any
+ * suffix, as Phoenix's channel routes do. */
+int presence_enabled(const char *topic) {
+    const char *p = config.presence_topics;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > 0 && p[n - 1] == '*') {
+            if (strncmp(topic, p, n - 1) == 0)
+                return 1;
+        } else if (n > 0 && strlen(topic) == n && strncmp(topic, p, n) == 0) {
+            return 1;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* ---- pending diffs and cached state ------------------------------------------ */
+
+static ptopic_t *ptopic_get(const char *name, int create) {
+    ptopic_t *pt;
+    HASH_FIND_STR(ptopics, name, pt);
+    if (pt || !create)
+        return pt;
+    pt = calloc(1, sizeof *pt);
+    if (!pt || !(pt->name = strdup(name))) {
+        free(pt);
+        return NULL;
+    }
+    HASH_ADD_KEYPTR(hh, ptopics, pt->name, strlen(pt->name), pt);
+    return pt;
+}
+
+static void drop_state(ptopic_t *pt) {
+    for (int i = 0; i < PROTO_NFORMATS; i++) {
+        frame_unref(pt->state[i]);
+        pt->state[i] = NULL;
+    }
+}
+
+static void ptopic_free(ptopic_t *pt) {
+    HASH_DEL(ptopics, pt);
+    drop_state(pt);
+    json_decref(pt->joins);
+    json_decref(pt->leaves);
+    free(pt->name);
+    free(pt);
+}
+
+/* {phx_ref, [phx_ref_prev,] ...meta}: one element of a "metas" list. */
+static json_t *meta_item(const crdt_entry_t *e) {
+    char ref[128];
+    json_t *m = json_copy(e->meta);
+    if (!m)
+        return NULL;
+    json_object_set_new(m, "phx_ref", json_string(crdt_ref(e, e->clock, ref, sizeof ref)));
+    if (e->prev_clock)
+        json_object_set_new(m, "phx_ref_prev",
+                            json_string(crdt_ref(e, e->prev_clock, ref, sizeof ref)));
+    return m;
+}
+
+/* Appends e's meta to map[e->key].metas. */
+static int add_meta(json_t *map, const crdt_entry_t *e) {
+    json_t *slot = json_object_get(map, e->key);
+    if (!slot) {
+        slot = json_pack("{s:[]}", "metas");
+        if (!slot || json_object_set_new(map, e->key, slot))
+            return -1;
+    }
+    return json_array_append_new(json_object_get(slot, "metas"), meta_item(e));
+}
+
+static void schedule_flush(void) {
+    if (!ev_is_active(&batch_timer)) {
+        ev_timer_set(&batch_timer, (double)config.presence_batch_ms / 1000.0, 0.);
+        ev_timer_start(EV_DEFAULT, &batch_timer);
+    }
+}
+
+/* The CRDT reports every visible change here: it goes into the topic's
+ * pending diff. Topics nobody on this node subscribes to are skipped. */
+static void on_change(void *ctx, const crdt_entry_t *e, int joined) {
+    (void)ctx;
+    if (!topics_find(e->topic->name, strlen(e->topic->name)))
+        return;
+    ptopic_t *pt = ptopic_get(e->topic->name, 1);
+    if (!pt)
+        return;
+    json_t **side = joined ? &pt->joins : &pt->leaves;
+    if (!*side && !(*side = json_object()))
+        return;
+    if (add_meta(*side, e))
+        plog(LOG_ERROR, "presence_diff_failed", "reason=\"out of memory\"");
+    if (!pt->dirty) {
+        pt->dirty = 1;
+        pt->dnext = dirty;
+        dirty = pt;
+    }
+    schedule_flush();
+}
+
+/* presence_state for a topic: {key: {metas: [...]}} of every visible entry. */
+static json_t *build_state(const char *topic) {
+    json_t *state = json_object();
+    crdt_topic_t *t = crdt_topic(crdt, topic);
+    crdt_entry_t *e;
+    if (t && state) {
+        DL_FOREACH2(t->entries, e, tnext) {
+            if (e->replica->status == CRDT_UP && add_meta(state, e)) {
+                json_decref(state);
+                return NULL;
+            }
+        }
+    }
+    return state;
+}
+
+static void push_state(session_t *s, const char *topic) {
+    ptopic_t *pt = ptopic_get(topic, 1);
+    if (!pt)
+        return;
+    frame_t **f = &pt->state[s->format];
+    if (!*f) {
+        json_t *state = build_state(topic);
+        if (state)
+            *f = frame_encode(s->format, NULL, NULL, topic, "presence_state", state);
+        json_decref(state);
+        if (!*f) {
+            plog(LOG_ERROR, "presence_state_failed", "reason=\"out of memory\"");
+            return;
+        }
+    }
+    session_enqueue(s, *f);
+}
+
+/* ---- sessions ------------------------------------------------------------------- */
+
+/* The presence key of a join: the payload's "user", else the connection's. */
+static const char *join_user(const session_t *s, const json_t *payload) {
+    json_t *u = json_object_get(payload, "user");
+    return u ? json_string_value(u) : s->user;
+}
+
+const char *presence_check_join(const session_t *s, const char *topic, const json_t *payload) {
+    if (!presence_enabled(topic))
+        return NULL;
+    json_t *u = json_object_get(payload, "user");
+    if (u && (!json_is_string(u) || json_string_length(u) == 0 ||
+              json_string_length(u) > USER_MAX ||
+              strlen(json_string_value(u)) != json_string_length(u)))
+        return "invalid user";
+    if (!join_user(s, payload))
+        return NULL;
+    char *text = json_dumps(payload, JSON_COMPACT);
+    size_t len = text ? strlen(text) : 0;
+    free(text);
+    if (len > (size_t)config.presence_meta_max)
+        return "presence meta too large";
+    return NULL;
+}
+
+/* The meta: the payload without "user", plus the server's online_at. */
+static json_t *make_meta(const json_t *payload, json_int_t online_at) {
+    json_t *meta = json_copy((json_t *)payload);
+    if (!meta)
+        return NULL;
+    json_object_del(meta, "user");
+    json_object_set_new(meta, "online_at", json_integer(online_at));
+    return meta;
+}
+
+void presence_joined(session_t *s, const char *topic, const json_t *payload) {
+    if (!crdt || !presence_enabled(topic))
+        return;
+    const char *user = join_user(s, payload);
+    if (user) {
+        json_t *meta = make_meta(payload, (json_int_t)time(NULL));
+        if (!meta || !crdt_join(crdt, s->id, topic, user, meta))
+            plog(LOG_ERROR, "presence_track_failed", "reason=\"out of memory\"");
+        json_decref(meta);
+    }
+    push_state(s, topic);
+}
+
+void presence_left(session_t *s, const char *topic) {
+    crdt_entry_t *e = crdt ? crdt_find(crdt, s->id, topic) : NULL;
+    if (e)
+        crdt_leave(crdt, e);
+}
+
+void presence_closed(session_t *s) {
+    if (crdt)
+        crdt_leave_conn(crdt, s->id);
+}
+
+const char *presence_update(session_t *s, const char *topic, const json_t *payload) {
+    crdt_entry_t *e = crdt ? crdt_find(crdt, s->id, topic) : NULL;
+    if (!e)
+        return "not tracked";
+    char *text = json_dumps(payload, JSON_COMPACT);
+    size_t len = text ? strlen(text) : 0;
+    free(text);
+    if (len > (size_t)config.presence_meta_max)
+        return "presence meta too large";
+    json_t *online = json_object_get(e->meta, "online_at");
+    json_t *meta = make_meta(payload, online ? json_integer_value(online) : (json_int_t)time(NULL));
+    crdt_entry_t *n = meta ? crdt_update(crdt, e, meta) : NULL;
+    json_decref(meta);
+    return n ? NULL : "out of memory";
+}
+
+void presence_topic_gone(const char *topic) {
+    ptopic_t *pt = ptopic_get(topic, 0);
+    if (pt && !pt->dirty)
+        ptopic_free(pt); /* a dirty one is freed by the flush */
+}
+
+/* ---- batching ---------------------------------------------------------------------- */
+
+void presence_flush(void) {
+    while (dirty) {
+        ptopic_t *pt = dirty;
+        dirty = pt->dnext;
+        pt->dnext = NULL;
+        pt->dirty = 0;
+        topic_t *t = topics_find(pt->name, strlen(pt->name));
+        if (t) {
+            json_t *payload = json_pack("{s:o,s:o}", "joins", pt->joins ? pt->joins : json_object(),
+                                        "leaves", pt->leaves ? pt->leaves : json_object());
+            pt->joins = pt->leaves = NULL;
+            if (payload) {
+                topics_broadcast(t, "presence_diff", payload);
+                metrics.presence_diffs++;
+            }
+            json_decref(payload);
+        }
+        json_decref(pt->joins);
+        json_decref(pt->leaves);
+        pt->joins = pt->leaves = NULL;
+        /* The state changed: the next joiner gets a fresh encoding. A topic
+         * without local subscribers keeps nothing. */
+        drop_state(pt);
+        if (!t)
+            ptopic_free(pt);
+    }
+}
+
+static void on_batch_timer(struct ev_loop *loop, ev_timer *w, int revents) {
+    presence_flush();
+}
+
+int presence_init(const char *node_id) {
+    crdt = crdt_new(node_id, on_change, NULL);
+    if (!crdt)
+        return -1;
+    ev_timer_init(&batch_timer, on_batch_timer, 0., 0.);
+    return 0;
+}
+
+void presence_shutdown(void) {
+    ev_timer_stop(EV_DEFAULT, &batch_timer);
+    dirty = NULL;
+    ptopic_t *pt, *tmp;
+    HASH_ITER(hh, ptopics, pt, tmp) {
+        ptopic_free(pt);
+    }
+    crdt_free(crdt);
+    crdt = NULL;
+}
+
+crdt_t *presence_crdt(void) {
+    return crdt;
+}
