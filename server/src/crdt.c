@@ -182,15 +182,14 @@ static conn_index_t *conn_get(crdt_t *c, uint64_t conn, int create) {
 static crdt_entry_t *entry_add(crdt_t *c, crdt_replica_t *r, uint64_t clock, uint64_t prev,
                                uint64_t conn, const char *topic, const char *key, json_t *meta) {
     crdt_topic_t *t = topic_get(c, topic, 1);
-    crdt_entry_t *e = calloc(1, sizeof *e);
-    if (!t || !e || !(e->key = strdup(key))) {
-        free(e);
+    size_t klen = strlen(key);
+    crdt_entry_t *e = t ? calloc(1, sizeof *e + klen + 1) : NULL;
+    if (!e)
         return NULL;
-    }
+    memcpy(e->key, key, klen + 1);
     if (r == c->self) {
         conn_index_t *ci = conn_get(c, conn, 1);
         if (!ci) {
-            free(e->key);
             free(e);
             return NULL;
         }
@@ -248,7 +247,6 @@ static void entry_remove(crdt_t *c, crdt_entry_t *e, int report) {
         free(t);
     }
     json_decref(e->meta);
-    free(e->key);
     free(e);
 }
 

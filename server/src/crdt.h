@@ -50,13 +50,13 @@ typedef struct crdt_entry {
     uint64_t prev_clock;            /* update: the clock of the entry it replaced, else 0 */
     uint64_t conn;                  /* connection id, unique within the replica */
     crdt_topic_t *topic;
-    char *key;                      /* owned */
     json_t *meta;                   /* owned reference; never modified */
     uint32_t mark;                  /* merge bookkeeping */
     struct crdt_entry *tprev, *tnext;   /* in the topic's list */
     struct crdt_entry *rprev, *rnext;   /* in the replica's list, oldest first */
     struct crdt_entry *cprev, *cnext;   /* in the connection's list (local entries) */
     UT_hash_handle hh;              /* by dot */
+    char key[];                     /* the presence key (user), stored inline */
 } crdt_entry_t;
 
 struct crdt_topic {
