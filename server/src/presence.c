@@ -42,8 +42,12 @@ static ev_timer batch_timer;
 int presence_enabled(const char *topic) {
     const char *p = config.presence_topics;
     while (*p) {
+        while (*p == ' ')
+            p++;
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n > 0 && p[n - 1] == ' ')
+            n--;
         if (n > 0 && p[n - 1] == '*') {
             if (strncmp(topic, p, n - 1) == 0)
                 return 1;
