@@ -28,7 +28,7 @@ struct crdt {
     size_t nentries;
     crdt_change_fn on_change;
     void *ctx;
-    uint32_t generation;            /* for crdt_entry_t.mark during a merge */
+    uint64_t generation;            /* for crdt_entry_t.mark during a merge */
     /* The delta since the last crdt_take_delta(): our dots in
      * (delta_from, self->clock], plus the dots of older entries removed
      * since then. */
@@ -111,8 +111,10 @@ static int ctx_add_range(crdt_replica_t *r, uint64_t from, uint64_t to) {
                     r->clock++;
                 k++;
             }
-            memmove(r->cloud, r->cloud + k, (r->ncloud - k) * sizeof *r->cloud);
-            r->ncloud -= k;
+            if (k) { /* the cloud may be NULL: no memmove(NULL, ...) */
+                memmove(r->cloud, r->cloud + k, (r->ncloud - k) * sizeof *r->cloud);
+                r->ncloud -= k;
+            }
         }
         return 0;
     }
@@ -404,14 +406,20 @@ json_t *crdt_take_delta(crdt_t *c) {
     json_t *entries = json_array(), *ctx = json_object();
     json_t *mine = ctx_json(c->delta_from, self->clock, c->removed, c->nremoved);
     json_t *out = NULL;
-    if (!entries || !ctx || !mine || json_object_set_new(ctx, self->name, mine))
+    if (!entries || !ctx || !mine)
         goto done;
+    json_t *m = mine; /* json_object_set_new() takes it even when it fails */
     mine = NULL;
+    if (json_object_set_new(ctx, self->name, m))
+        goto done;
     /* Our entries are in clock order: the ones made in this delta are the
-     * tail of the list. */
+     * tail of the list. Find where it starts, then append in order. */
     crdt_entry_t *e = self->entries ? self->entries->rprev : NULL; /* the tail */
+    crdt_entry_t *first = NULL;
     for (; e && e->clock > c->delta_from; e = e == self->entries ? NULL : e->rprev)
-        if (json_array_insert_new(entries, 0, entry_json(e)))
+        first = e;
+    for (e = first; e; e = e->rnext)
+        if (json_array_append_new(entries, entry_json(e)))
             goto done;
     out = json_pack("{s:O,s:O}", "ctx", ctx, "entries", entries);
     if (out) {
@@ -476,53 +484,91 @@ int crdt_has_seen(crdt_t *c, const json_t *clocks) {
 
 /* ---- merge ------------------------------------------------------------------- */
 
-/* A remote context for one replica: dots in (from, clock] plus a cloud. */
+/* A remote context for one replica: dots in (from, clock] plus a cloud,
+ * parsed once per merge with the cloud sorted, so that membership is a range
+ * check and a binary search. */
 typedef struct remote_ctx {
+    const char *name;
     uint64_t from, clock;
-    const json_t *cloud;
+    uint64_t *cloud;
+    size_t ncloud;
 } remote_ctx_t;
 
-static int parse_ctx(const json_t *v, remote_ctx_t *out) {
+typedef struct remote {
+    remote_ctx_t *ctx;
+    size_t nctx;
+} remote_t;
+
+/* Limits on what one message may ask of us: replicas named in it, and the
+ * dots of a delta's range that lies beyond what we have seen (each becomes a
+ * cloud entry). A larger gap means we need a full state anyway. */
+#define MAX_REPLICAS 4096
+#define MAX_DELTA_SPAN (1u << 20)
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void remote_free(remote_t *rm) {
+    for (size_t i = 0; i < rm->nctx; i++)
+        free(rm->ctx[i].cloud);
+    free(rm->ctx);
+}
+
+static int parse_ctx(const char *name, const json_t *v, remote_ctx_t *out) {
     json_int_t from, clock;
     json_t *cloud;
-    if (json_unpack((json_t *)v, "[IIo]", &from, &clock, &cloud) || from < 0 || clock < from ||
-        !json_is_array(cloud))
+    memset(out, 0, sizeof *out);
+    if (json_unpack((json_t *)v, "[IIo!]", &from, &clock, &cloud) || from < 0 || clock < from ||
+        !json_is_array(cloud) || (from > 0 && (uint64_t)(clock - from) > MAX_DELTA_SPAN) ||
+        json_array_size(cloud) > MAX_DELTA_SPAN)
+        return -1;
+    out->name = name;
+    out->from = (uint64_t)from;
+    out->clock = (uint64_t)clock;
+    out->ncloud = json_array_size(cloud);
+    if (out->ncloud && !(out->cloud = malloc(out->ncloud * sizeof *out->cloud)))
         return -1;
     size_t i;
     json_t *d;
     json_array_foreach(cloud, i, d) {
         if (!json_is_integer(d) || json_integer_value(d) <= 0)
             return -1;
+        out->cloud[i] = (uint64_t)json_integer_value(d);
     }
-    out->from = (uint64_t)from;
-    out->clock = (uint64_t)clock;
-    out->cloud = cloud;
+    if (out->ncloud)
+        qsort(out->cloud, out->ncloud, sizeof *out->cloud, cmp_u64);
     return 0;
 }
 
 static int remote_has(const remote_ctx_t *rc, uint64_t clock) {
     if (clock > rc->from && clock <= rc->clock)
         return 1;
-    size_t i;
-    json_t *d;
-    json_array_foreach(rc->cloud, i, d) {
-        if ((uint64_t)json_integer_value(d) == clock)
-            return 1;
-    }
-    return 0;
+    return rc->ncloud && bsearch(&clock, rc->cloud, rc->ncloud, sizeof clock, cmp_u64);
 }
 
-/* Validates the whole message before touching anything. */
-static int check_remote(const json_t *remote) {
+static const remote_ctx_t *remote_find(const remote_t *rm, const char *name) {
+    for (size_t i = 0; i < rm->nctx; i++)
+        if (strcmp(rm->ctx[i].name, name) == 0)
+            return &rm->ctx[i];
+    return NULL;
+}
+
+/* Parses and validates the whole message before anything is touched. */
+static int parse_remote(const json_t *remote, remote_t *rm) {
     json_t *ctx = json_object_get(remote, "ctx"), *entries = json_object_get(remote, "entries");
-    if (!json_is_object(ctx) || !json_is_array(entries))
+    memset(rm, 0, sizeof *rm);
+    if (!json_is_object(ctx) || !json_is_array(entries) || json_object_size(ctx) > MAX_REPLICAS)
+        return -1;
+    if (json_object_size(ctx) &&
+        !(rm->ctx = calloc(json_object_size(ctx), sizeof *rm->ctx)))
         return -1;
     const char *name;
     json_t *v;
-    remote_ctx_t rc;
     json_object_foreach(ctx, name, v) {
-        if (parse_ctx(v, &rc))
-            return -1;
+        if (parse_ctx(name, v, &rm->ctx[rm->nctx++]))
+            goto bad;
     }
     size_t i;
     json_t *e;
@@ -532,23 +578,27 @@ static int check_remote(const json_t *remote) {
         json_t *meta;
         if (json_unpack(e, "[sIIssoI!]", &replica, &clock, &conn, &topic, &key, &meta, &prev) ||
             clock <= 0 || prev < 0 || prev >= clock || !json_is_object(meta))
-            return -1;
+            goto bad;
         /* An entry's dot must be in the context that comes with it. */
-        json_t *rv = json_object_get(ctx, replica);
-        if (!rv || parse_ctx(rv, &rc) || !remote_has(&rc, (uint64_t)clock))
-            return -1;
+        const remote_ctx_t *rc = remote_find(rm, replica);
+        if (!rc || !remote_has(rc, (uint64_t)clock))
+            goto bad;
     }
     return 0;
+bad:
+    remote_free(rm);
+    return -1;
 }
 
 int crdt_merge(crdt_t *c, const json_t *remote) {
-    if (check_remote(remote))
+    remote_t rm;
+    if (parse_remote(remote, &rm))
         return -1;
-    json_t *ctx = json_object_get(remote, "ctx"), *entries = json_object_get(remote, "entries");
-    uint32_t gen = ++c->generation;
+    json_t *entries = json_object_get(remote, "entries");
+    uint64_t gen = ++c->generation;
 
-    /* Joins: remote entries we have not seen. Entries we hold that the
-     * remote also holds are marked, so the leave pass can skip them. */
+    /* Joins: remote entries we have not seen. Entries the remote holds are
+     * marked (new ones too), so the leave pass keeps them. */
     size_t i;
     json_t *v;
     json_array_foreach(entries, i, v) {
@@ -560,48 +610,43 @@ int crdt_merge(crdt_t *c, const json_t *remote) {
         if (!r || r == c->self || r->status == CRDT_PERMDOWN)
             continue; /* nobody knows our own entries better than we do */
         crdt_entry_t *e = entry_find(c, r, (uint64_t)clock);
-        if (e)
+        if (!e && !ctx_has(r, (uint64_t)clock))
+            e = entry_add(c, r, (uint64_t)clock, (uint64_t)prev, (uint64_t)conn, topic, key,
+                          meta);
+        if (e) /* held by the remote: the leave pass must keep it */
             e->mark = gen;
-        else if (!ctx_has(r, (uint64_t)clock))
-            entry_add(c, r, (uint64_t)clock, (uint64_t)prev, (uint64_t)conn, topic, key, meta);
     }
 
     /* Leaves and context, replica by replica. */
-    const char *rname;
-    json_object_foreach(ctx, rname, v) {
-        remote_ctx_t rc;
-        parse_ctx(v, &rc);
-        crdt_replica_t *r = replica_get(c, rname, 1);
+    for (size_t k = 0; k < rm.nctx; k++) {
+        const remote_ctx_t *rc = &rm.ctx[k];
+        crdt_replica_t *r = replica_get(c, rc->name, 1);
         if (!r || r == c->self || r->status == CRDT_PERMDOWN)
             continue;
-        size_t span = (size_t)(rc.clock - rc.from) + json_array_size(rc.cloud);
+        uint64_t span = rc->clock - rc->from + rc->ncloud;
         if (span < r->count) { /* a delta: look its dots up */
-            for (uint64_t d = rc.from + 1; d <= rc.clock; d++) {
+            for (uint64_t d = rc->from + 1; d <= rc->clock; d++) {
                 crdt_entry_t *e = entry_find(c, r, d);
                 if (e && e->mark != gen)
                     entry_remove(c, e, 1);
             }
-            size_t k;
-            json_t *d;
-            json_array_foreach(rc.cloud, k, d) {
-                crdt_entry_t *e = entry_find(c, r, (uint64_t)json_integer_value(d));
+            for (size_t j = 0; j < rc->ncloud; j++) {
+                crdt_entry_t *e = entry_find(c, r, rc->cloud[j]);
                 if (e && e->mark != gen)
                     entry_remove(c, e, 1);
             }
         } else { /* a full state: walk what we hold of r */
             crdt_entry_t *e, *tmp;
             DL_FOREACH_SAFE2(r->entries, e, tmp, rnext) {
-                if (e->mark != gen && remote_has(&rc, e->clock))
+                if (e->mark != gen && remote_has(rc, e->clock))
                     entry_remove(c, e, 1);
             }
         }
-        ctx_add_range(r, rc.from, rc.clock);
-        size_t k;
-        json_t *d;
-        json_array_foreach(rc.cloud, k, d) {
-            ctx_add(r, (uint64_t)json_integer_value(d));
-        }
+        ctx_add_range(r, rc->from, rc->clock);
+        for (size_t j = 0; j < rc->ncloud; j++)
+            ctx_add(r, rc->cloud[j]);
     }
+    remote_free(&rm);
     return 0;
 }
 

@@ -51,7 +51,7 @@ typedef struct crdt_entry {
     uint64_t conn;                  /* connection id, unique within the replica */
     crdt_topic_t *topic;
     json_t *meta;                   /* owned reference; never modified */
-    uint32_t mark;                  /* merge bookkeeping */
+    uint64_t mark;                  /* merge bookkeeping */
     struct crdt_entry *tprev, *tnext;   /* in the topic's list */
     struct crdt_entry *rprev, *rnext;   /* in the replica's list, oldest first */
     struct crdt_entry *cprev, *cnext;   /* in the connection's list (local entries) */
