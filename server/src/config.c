@@ -31,7 +31,7 @@ static const option_row_t options[] = {
      "directory of static files served at / (empty: none)"},
     {"max-channels", "PARLEY_MAX_CHANNELS", OPT_INT, F(max_channels), "100", 1, 100000,
      "topics one socket may join at once"},
-    {"max-frame", "PARLEY_MAX_FRAME", OPT_INT, F(max_frame), "65536", 256, 16777216,
+    {"max-frame", "PARLEY_MAX_FRAME", OPT_INT, F(max_frame), "65536", 256, 1048576,
      "largest client message in bytes, after reassembling fragments"},
     {"max-topic", "PARLEY_MAX_TOPIC", OPT_INT, F(max_topic), "256", 1, 65536,
      "longest topic name in bytes"},

@@ -44,7 +44,8 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
  *  - after a flush that took D seconds, the next one waits until D has
  *    passed (at most FLUSH_MAX_WAIT), so writing takes at most about half
  *    the loop's time and frames that arrive meanwhile share writes.
- * A message to a quiet server is written in the same loop iteration. */
+ * A message to a quiet server is written in the next loop iteration (libev
+ * polls without blocking while the idle watcher is active). */
 #define FLUSH_MAX_DEFER 0.005
 #define FLUSH_MAX_WAIT 0.05
 

@@ -13,6 +13,7 @@
 #include <utlist.h>
 
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "presence.h"
@@ -35,7 +36,7 @@ static uint8_t write_buf[WRITE_CHUNK];
  * fprev/fnext; s->flush_pending marks membership). */
 static session_t *flush_list;
 
-static void stop_session(session_t *s);
+static void stop_session(session_t *s, int drop_queue);
 static int write_queued(session_t *s);
 
 static int ring_grow(session_t *s) {
@@ -68,9 +69,18 @@ static void ring_clear(session_t *s) {
     s->qcap = s->qhead = 0;
 }
 
+/* An empty queue always takes one frame, however large: a single broadcast
+ * bigger than the byte limit (a message re-encoded for another serializer
+ * can grow) is not the client's slowness. */
 static int over_limit(const session_t *s, const frame_t *f) {
-    return s->qcount + 1 > (uint64_t)config.out_queue_msgs ||
-           s->qbytes + f->len > (uint64_t)config.out_queue_bytes;
+    return s->qcount > 0 && (s->qcount + 1 > (uint64_t)config.out_queue_msgs ||
+                             s->qbytes + f->len > (uint64_t)config.out_queue_bytes);
+}
+
+/* 1 once lws has started closing the socket itself (a close frame from the
+ * peer, or a framing error it answers with 1002): nothing may follow. */
+static int lws_closing(const session_t *s) {
+    return lws_get_close_length(s->wsi) != 0;
 }
 
 int session_enqueue(session_t *s, frame_t *f) {
@@ -79,9 +89,9 @@ int session_enqueue(session_t *s, frame_t *f) {
     /* Frames waiting for the deferred flush are ours to send, not the
      * client's backlog: write them now if the socket will take them. */
     while (over_limit(s, f) && s->flush_pending && s->qcount &&
-           !lws_partial_buffered(s->wsi)) {
+           !lws_partial_buffered(s->wsi) && !lws_closing(s)) {
         if (write_queued(s) < 0) {
-            stop_session(s);
+            stop_session(s, 1);
             lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             return -1;
         }
@@ -154,13 +164,17 @@ void session_flush(void) {
         s->flush_pending = 0;
         if (s->closing || !s->qcount)
             continue;
+        if (lws_closing(s)) { /* lws is closing it: no data after its close frame */
+            stop_session(s, 1);
+            continue;
+        }
         if (lws_partial_buffered(s->wsi)) {
             lws_callback_on_writable(s->wsi); /* lws drains first, then calls us */
             continue;
         }
         if (write_queued(s) < 0) {
             /* The peer is gone: no close frame can be sent. */
-            stop_session(s);
+            stop_session(s, 1);
             lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             continue;
         }
@@ -174,8 +188,19 @@ int session_flush_pending(void) {
 
 int session_writable(session_t *s) {
     if (s->closing) {
-        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
-                         (unsigned char *)s->close_reason, strlen(s->close_reason));
+        /* What was queued before the close goes first (lws sends its close
+         * frame only after everything it holds), then the close frame. */
+        if (s->qcount && s->close_reason && !lws_closing(s)) {
+            if (write_queued(s) < 0)
+                return -1;
+            if (s->qcount) {
+                lws_callback_on_writable(s->wsi);
+                return 0;
+            }
+        }
+        if (s->close_reason)
+            lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+                             (unsigned char *)s->close_reason, strlen(s->close_reason));
         return -1;
     }
     /* lws has sent what it held for us. Rather than write what is queued now,
@@ -273,7 +298,7 @@ static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m) {
         channel_destroy(s, old);
     }
     if (is(m->topic, "phoenix")) {
-        reply_error(s, m->join_ref, m->ref, m->topic, ERR_UNMATCHED_TOPIC, "unmatched topic");
+        reply_error(s, NULL, m->ref, m->topic, ERR_UNMATCHED_TOPIC, "unmatched topic");
         return;
     }
     if (s->nchannels >= (unsigned long)config.max_channels) {
@@ -489,14 +514,20 @@ int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *ser
     }
     plog(LOG_DEBUG, "connected", "conn=%llu serializer=%s", (unsigned long long)s->id,
          proto_format_name(s->format));
+    if (http_stopping) { /* its handshake finished while we were stopping */
+        session_close(s, CLOSE_GOING_AWAY, "server shutting down");
+        return -1;
+    }
     return 0;
 }
 
-/* Marks a session closing: no more reading, queueing or writing; its queue
- * is freed at once and it leaves the idle and flush lists. */
-static void stop_session(session_t *s) {
+/* Marks a session closing: input is ignored and nothing more is queued; it
+ * leaves the idle and flush lists. Its queue is freed at once when
+ * drop_queue, else it is sent before the close frame. */
+static void stop_session(session_t *s, int drop_queue) {
     s->closing = 1;
-    ring_clear(s);
+    if (drop_queue)
+        ring_clear(s);
     proto_assembler_reset(&s->rx);
     DL_DELETE2(idle_list, s, iprev, inext);
     s->iprev = s->inext = NULL;
@@ -506,10 +537,18 @@ static void stop_session(session_t *s) {
     }
 }
 
+void session_peer_closed(session_t *s) {
+    if (s->open && !s->closing)
+        stop_session(s, 1); /* lws answers the close; nothing more from us */
+}
+
 void session_close(session_t *s, int code, const char *reason) {
     if (s->closing || !s->open)
         return;
-    stop_session(s);
+    /* A slow consumer's backlog is what we are cutting off; any other close
+     * still delivers what was queued before it (e.g. a join reply that
+     * preceded a malformed message), within CLOSE_WAIT_S. */
+    stop_session(s, code == CLOSE_SLOW_CONSUMER || code == CLOSE_INTERNAL);
     plog(LOG_DEBUG, "closing", "conn=%llu code=%d reason=\"%s\"", (unsigned long long)s->id,
          code, reason);
     /* The close frame is sent from the next WRITEABLE callback, after
@@ -532,7 +571,8 @@ void session_closed(session_t *s) {
     free(s->user);
     s->user = NULL;
     if (!s->closing)
-        stop_session(s); /* the peer closed, or lws gave up on the socket */
+        stop_session(s, 1); /* the peer closed, or lws gave up on the socket */
+    ring_clear(s);
     proto_assembler_free(&s->rx);
     s->open = 0;
     metrics.connections--;

@@ -93,6 +93,9 @@ int session_enqueue(session_t *s, frame_t *f);
 
 void session_close(session_t *s, int code, const char *reason);
 
+/* The peer sent a close frame: stop sending (lws answers it). */
+void session_peer_closed(session_t *s);
+
 /* Closes sessions that have sent nothing for --idle-timeout seconds. */
 void session_sweep_idle(double now);
 

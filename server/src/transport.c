@@ -7,6 +7,30 @@
 #include "log.h"
 #include "session.h"
 
+/* Copies the value of query parameter `name` into out. Returns 1 if found,
+ * 0 if absent, -1 if present but longer than size - 1 bytes. (lws 4.1's
+ * lws_get_urlarg_by_name() stops at the first parameter that does not fit its
+ * buffer, so a long token before vsn would hide vsn.) */
+static int url_arg(struct lws *wsi, const char *name, char *out, size_t size) {
+    char frag[4096];
+    size_t nl = strlen(name);
+    for (int n = 0;; n++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, n);
+        if (flen <= 0)
+            return 0;
+        if ((size_t)flen >= sizeof frag ||
+            lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, n) < 0)
+            continue; /* longer than any parameter we read; not ours */
+        if (strncmp(frag, name, nl) != 0 || frag[nl] != '=')
+            continue;
+        size_t vl = strlen(frag + nl + 1);
+        if (vl >= size)
+            return -1;
+        memcpy(out, frag + nl + 1, vl + 1);
+        return 1;
+    }
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len) {
     session_t *s = user;
@@ -28,12 +52,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
 
     case LWS_CALLBACK_ESTABLISHED: {
-        const char *v = lws_get_urlarg_by_name(wsi, "vsn=", vsn, sizeof vsn);
-        const char *z = lws_get_urlarg_by_name(wsi, "serializer=", ser, sizeof ser);
-        const char *u = lws_get_urlarg_by_name(wsi, "user=", who, sizeof who);
-        session_open(s, wsi, v, z, u);
+        int hv = url_arg(wsi, "vsn", vsn, sizeof vsn);
+        int hz = url_arg(wsi, "serializer", ser, sizeof ser);
+        int hu = url_arg(wsi, "user", who, sizeof who);
+        /* An over-long vsn or serializer is unsupported, not absent. */
+        session_open(s, wsi, hv < 0 ? "?" : hv ? vsn : NULL, hz < 0 ? "?" : hz ? ser : NULL,
+                     hu > 0 ? who : NULL);
         return 0;
     }
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        session_peer_closed(s);
+        return 0;
 
     case LWS_CALLBACK_RECEIVE:
         session_receive(s, in, len, lws_is_first_fragment(wsi),
