@@ -10,7 +10,7 @@
 
 config_t config;
 
-enum opt_type { OPT_STR, OPT_INT };
+enum opt_type { OPT_STR, OPT_INT, OPT_LIST }; /* a list flag may be repeated */
 
 typedef struct option_row {
     const char *name;       /* flag without the leading "--" */
@@ -55,12 +55,35 @@ static const option_row_t options[] = {
      "milliseconds over which presence changes are merged into one presence_diff per topic"},
     {"presence-meta-max", "PARLEY_PRESENCE_META_MAX", OPT_INT, F(presence_meta_max), "1024", 64,
      65536, "largest presence meta (the join payload), in bytes of JSON"},
+    {"redis", "PARLEY_REDIS", OPT_LIST, F(redis), "", 0, 0,
+     "Redis HOST:PORT to form a cluster through; repeat (or comma-separate) to shard topics"},
+    {"down-period", "PARLEY_DOWN_PERIOD", OPT_INT, F(down_period), "30", 1, 86400,
+     "seconds without a heartbeat before a node's users leave from everyone's view"},
+    {"permdown-period", "PARLEY_PERMDOWN_PERIOD", OPT_INT, F(permdown_period), "1200", 1, 604800,
+     "seconds without a heartbeat before a node's presence is purged"},
+    {"reuseport", "PARLEY_REUSEPORT", OPT_INT, F(reuseport), "0", 0, 1,
+     "1: listen with SO_REUSEPORT, so several nodes can share one port"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
 static int set_option(const option_row_t *o, const char *value, const char *source) {
     char *field = (char *)&config + o->offset;
-    if (o->type == OPT_STR) {
+    static const option_row_t *list_by_flag; /* the list option a flag already set */
+    if (o->type == OPT_LIST && strcmp(source, "flag") == 0 && list_by_flag == o &&
+        **(char **)field) {
+        char *joined = malloc(strlen(*(char **)field) + strlen(value) + 2);
+        if (!joined)
+            return -1;
+        sprintf(joined, "%s,%s", *(char **)field, value);
+        free(*(char **)field);
+        *(char **)field = joined;
+        return 0;
+    }
+    if (o->type == OPT_LIST && strcmp(source, "flag") == 0)
+        list_by_flag = o;
+    else if (o->type == OPT_LIST)
+        list_by_flag = NULL;
+    if (o->type == OPT_STR || o->type == OPT_LIST) {
         char *copy = strdup(value);
         if (!copy)
             return -1;

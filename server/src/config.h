@@ -23,6 +23,10 @@ typedef struct config {
     char *presence_topics;  /* comma-separated topics or prefix* patterns with presence */
     long presence_batch_ms; /* window over which presence changes are merged into one diff */
     long presence_meta_max; /* bytes of a join payload / presence meta, JSON-encoded */
+    char *redis;            /* HOST:PORT[,HOST:PORT...]; "" = standalone */
+    long down_period;       /* seconds without a heartbeat before a node is down */
+    long permdown_period;   /* seconds before a down node is purged */
+    long reuseport;         /* 1: SO_REUSEPORT, several nodes on one port */
 } config_t;
 
 extern config_t config;

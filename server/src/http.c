@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "metrics.h"
 #include "presence.h"
 
@@ -37,10 +38,10 @@ int http_serve(struct lws *wsi, const char *uri) {
     if (strcmp(uri, "/healthz") == 0) {
         int n = snprintf(body, sizeof body,
                          "{\"status\":\"%s\",\"node\":\"%s\",\"version\":\"%s\","
-                         "\"uptime_s\":%.3f,\"connections\":%llu,\"topics\":%llu}\n",
+                         "\"uptime_s\":%.3f,\"connections\":%llu,\"topics\":%llu%s}\n",
                          http_stopping ? "stopping" : "ok", http_node_id, PARLEY_VERSION, uptime,
                          (unsigned long long)metrics.connections,
-                         (unsigned long long)metrics.topics);
+                         (unsigned long long)metrics.topics, cluster_health_json());
         return respond(wsi, http_stopping ? HTTP_STATUS_SERVICE_UNAVAILABLE : HTTP_STATUS_OK,
                        "application/json", body, (size_t)n);
     }

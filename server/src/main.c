@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -175,6 +176,8 @@ int main(int argc, char **argv) {
         plog(LOG_ERROR, "startup_failed", "reason=\"out of memory\"");
         return 1;
     }
+    if (cluster_init(node_id))
+        return 2;
     void *foreign_loops[1] = {loop};
 
     struct lws_protocols protocols[2];
@@ -210,6 +213,10 @@ int main(int argc, char **argv) {
     info.protocols = protocols;
     info.mounts = mounts;
     info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(host, ':') == NULL);
+    /* Several nodes on one port, the kernel spreading connections over
+     * them: the way to use every core, and to pass the descriptor limit. */
+    if (config.reuseport)
+        info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
     info.foreign_loops = foreign_loops;
     info.count_threads = 1;
 
@@ -243,6 +250,7 @@ int main(int argc, char **argv) {
          bound, node_id, PARLEY_VERSION, config.static_dir);
     ev_run(loop, 0);
 
+    cluster_shutdown();
     ev_timer_stop(loop, &sweep_timer);
     ev_timer_stop(loop, &stop_timer);
     ev_prepare_stop(loop, &flush_watcher);

@@ -59,6 +59,18 @@ static const metric_row_t rows[] = {
      &metrics.presence_diffs},
     {"parley_presence_entries", "gauge", "Presence entries held, from every node.",
      &metrics.presence_entries},
+    {"parley_presence_syncs_total", "counter", "Full presence states requested from peers.",
+     &metrics.presence_syncs},
+    {"parley_redis_published_total", "counter", "Envelopes published to Redis.",
+     &metrics.redis_published},
+    {"parley_redis_received_total", "counter", "Envelopes received from Redis.",
+     &metrics.redis_received},
+    {"parley_redis_dropped_total", "counter",
+     "Envelopes not published: Redis down or not keeping up.", &metrics.redis_dropped},
+    {"parley_redis_bad_envelopes_total", "counter", "Undecodable messages from Redis.",
+     &metrics.redis_bad_envelopes},
+    {"parley_redis_disconnects_total", "counter", "Redis connections lost.",
+     &metrics.redis_disconnects},
 };
 
 #define APPEND(...)                                                          \

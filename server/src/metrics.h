@@ -45,6 +45,12 @@ typedef struct metrics {
     uint64_t http_requests;
     uint64_t presence_diffs;        /* presence_diff broadcasts */
     uint64_t presence_entries;      /* gauge: presence entries held (all nodes) */
+    uint64_t presence_syncs;        /* full-state transfers requested from peers */
+    uint64_t redis_published;       /* envelopes PUBLISHed */
+    uint64_t redis_received;        /* envelopes received */
+    uint64_t redis_dropped;         /* envelopes dropped: Redis down or not keeping up */
+    uint64_t redis_bad_envelopes;   /* undecodable messages on our channels */
+    uint64_t redis_disconnects;     /* Redis connections lost */
     uint64_t errors[ERR_NKINDS];
 } metrics_t;
 

@@ -34,6 +34,42 @@ static ptopic_t *dirty;                 /* singly linked via dnext */
 static ev_timer batch_timer;
 
 #define USER_MAX 256
+/* A meta nests at most this deep: presence states travel between nodes
+ * inside envelopes that add a few levels of their own. */
+#define META_DEPTH_MAX 16
+
+static int json_depth(const json_t *v) {
+    int d = 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        json_object_foreach((json_t *)v, k, e) {
+            int x = json_depth(e);
+            d = x > d ? x : d;
+        }
+        return d + 1;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            int x = json_depth(e);
+            d = x > d ? x : d;
+        }
+        return d + 1;
+    }
+    return 0;
+}
+
+/* NULL if `meta` may be stored, else the reason. */
+static const char *check_meta(const json_t *meta) {
+    char *text = json_dumps(meta, JSON_COMPACT);
+    size_t len = text ? strlen(text) : 0;
+    free(text);
+    if (len > (size_t)config.presence_meta_max || json_depth(meta) > META_DEPTH_MAX)
+        return "presence meta too large";
+    return NULL;
+}
 
 /* ---- topic patterns --------------------------------------------------------- */
 
@@ -198,12 +234,7 @@ const char *presence_check_join(const session_t *s, const char *topic, const jso
         return "invalid user";
     if (!join_user(s, payload))
         return NULL;
-    char *text = json_dumps(payload, JSON_COMPACT);
-    size_t len = text ? strlen(text) : 0;
-    free(text);
-    if (len > (size_t)config.presence_meta_max)
-        return "presence meta too large";
-    return NULL;
+    return check_meta(payload);
 }
 
 /* The meta: the payload without "user", plus the server's online_at. */
@@ -244,11 +275,9 @@ const char *presence_update(session_t *s, const char *topic, const json_t *paylo
     crdt_entry_t *e = crdt ? crdt_find(crdt, s->id, topic) : NULL;
     if (!e)
         return "not tracked";
-    char *text = json_dumps(payload, JSON_COMPACT);
-    size_t len = text ? strlen(text) : 0;
-    free(text);
-    if (len > (size_t)config.presence_meta_max)
-        return "presence meta too large";
+    const char *why = check_meta(payload);
+    if (why)
+        return why;
     json_t *online = json_object_get(e->meta, "online_at");
     json_t *meta = make_meta(payload, online ? json_integer_value(online) : (json_int_t)time(NULL));
     crdt_entry_t *n = meta ? crdt_update(crdt, e, meta) : NULL;

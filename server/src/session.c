@@ -12,6 +12,7 @@
 #include <string.h>
 #include <utlist.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -385,6 +386,7 @@ static void handle_message(session_t *s, const proto_msg_t *m) {
      * sender included (as Phoenix's broadcast!/3 does). */
     reply_ok(s, ch->join_ref, m->ref, m->topic);
     topics_broadcast(ch->topic, m->event, m->payload);
+    cluster_publish(ch->topic->name, m->event, m->payload); /* the other nodes' subscribers */
 }
 
 /* ---- inbound ------------------------------------------------------------ */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <utlist.h>
 
+#include "cluster.h"
 #include "frame.h"
 #include "log.h"
 #include "metrics.h"
@@ -32,6 +33,7 @@ int topics_subscribe(channel_t *ch, const char *name, size_t len) {
         t->len = len;
         HASH_ADD_KEYPTR(hh, registry, t->name, t->len, t);
         metrics.topics++;
+        cluster_topic_added(t->name, t->len); /* this node now wants the topic's traffic */
     }
     DL_APPEND2(t->subs, ch, tprev, tnext);
     t->nsubs++;
@@ -47,6 +49,7 @@ void topics_unsubscribe(channel_t *ch) {
     ch->topic = NULL;
     if (--t->nsubs == 0) {
         presence_topic_gone(t->name);
+        cluster_topic_removed(t->name, t->len);
         HASH_DEL(registry, t);
         free(t->name);
         free(t);
@@ -75,4 +78,11 @@ size_t topics_broadcast(topic_t *t, const char *event, const json_t *payload) {
         frame_unref(frames[i]);
     metrics.broadcasts++;
     return sent;
+}
+
+void topics_foreach(void (*fn)(topic_t *t, void *ctx), void *ctx) {
+    topic_t *t, *tmp;
+    HASH_ITER(hh, registry, t, tmp) {
+        fn(t, ctx);
+    }
 }

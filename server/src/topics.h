@@ -45,4 +45,7 @@ topic_t *topics_find(const char *name, size_t len);
  * was queued to. */
 size_t topics_broadcast(topic_t *t, const char *event, const json_t *payload);
 
+/* Calls fn for every topic with local subscribers. */
+void topics_foreach(void (*fn)(topic_t *t, void *ctx), void *ctx);
+
 #endif
