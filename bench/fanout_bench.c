@@ -1,8 +1,9 @@
-/* fanout_bench.c -- connection-memory and fan-out benchmark for Parley.
+/* fanout_bench.c -- connection-memory, fan-out and presence benchmark for
+ * Parley.
  *
  * A self-contained load client (C11 + Linux libc, no other dependencies) that
  * speaks just enough WebSocket (RFC 6455) and Phoenix Channels V2 JSON to
- * measure two things about a running parley server:
+ * measure three things about a running parley server:
  *
  *   idle    N connections each join one topic and then sit still. The
  *           server's VmRSS (/proc/<pid>/status) is read before the first
@@ -26,9 +27,52 @@
  *           Both are divided by deliveries received by subscribers (the
  *           publisher's M echoes are not counted).
  *
+ *   presence  A join storm into one presence room. N connections are opened
+ *           and upgraded first (not measured); then connection i writes
+ *           ["1","1",topic,"phx_join",{"user":"u<i>","name":"User <i>"}] at
+ *           t0 + i / --rate, open loop (on schedule whatever the replies; a
+ *           late worker catches up, and the worst lateness is reported).
+ *           Every client keeps its own presence view as Phoenix's JS client
+ *           would: presence_state, then each presence_diff applied on top.
+ *           The view is a bitmap of user indexes (key "u<i>" -> bit i) with
+ *           a key count; a minimal JSON scan (strings skipped with memchr,
+ *           brackets counted) finds the keys at depth 1 of presence_state
+ *           and at depth 2 of presence_diff under "joins" / "leaves". A join
+ *           of a key already in the view is counted as redundant (normal: a
+ *           joiner's state may already hold keys of the diff still pending);
+ *           a leave removes the key, which is exact here because every user
+ *           has exactly one connection, hence one meta. A client has
+ *           converged when its view first holds all N keys. Reported: when
+ *           the last phx_join was written and when the LAST client
+ *           converged (read time of the frame that completed its view),
+ *           both from the first phx_join, and the delay between them;
+ *           frames and payload bytes received by the N clients, per kind
+ *           (presence_state, presence_diff, other); over t0 -> convergence,
+ *           the server's CPU (as for fanout) and its run-queue wait
+ *           (/proc/<pid>/schedstat: how long it was runnable but had no
+ *           CPU), and the clients' CPU (getrusage in each worker when its
+ *           last client converged, user and total); join latencies (write
+ *           of phx_join -> its reply, and -> its presence_state read in
+ *           full); and heartbeat round trips on one extra, unjoined socket,
+ *           one heartbeat at a time, every --hb-ms or when the previous one
+ *           is answered if that is later, during the storm and, as a
+ *           baseline, over the --settle-ms pause before it: a slow round
+ *           trip means the server's loop was busy elsewhere. After
+ *           convergence two probe sockets join the full room without a
+ *           "user" (untracked, so no diff), one after the other: the first
+ *           finds no cached presence_state (the last diff flush dropped
+ *           it), the second gets the one the first built; for each, the
+ *           join reply and state latencies and the longest heartbeat round
+ *           trip until its state was in (heartbeats every 1 ms meanwhile).
+ *           Then a probe pushes one chat message, which every client must
+ *           receive (a check that no socket's queue was left behind).
+ *           Server peak RSS is VmHWM at the end, after a tail of
+ *           --settle-ms that also catches late leaves or closes.
+ *
  * Layout: the parent process forks --workers worker processes that own the
- * subscriber sockets (each with its own epoll loop); the parent owns the
- * publisher socket, paces the sends and samples the server. Per-worker
+ * subscriber sockets (connection i belongs to worker i mod W; each worker has
+ * its own epoll loop); the parent owns the publisher socket (presence: the
+ * heartbeat and probe sockets), paces the sends and samples the server. Per-worker
  * counters and latency histograms live in one MAP_SHARED page set, so the
  * parent polls progress without any messaging; two pipes carry only wake-ups
  * (parent -> worker commands "start"/"stop", worker -> parent "look again").
@@ -40,8 +84,9 @@
  * incrementally with 7/16/64-bit lengths, any number per read, a partial frame
  * carried over to the next read. Pings are answered; a close frame is echoed
  * and, like EOF, counts as a server-side close. Fragmented server messages
- * (parley sends none) are counted as "bad". Server frames must fit half the
- * 256 KB read buffer, hence --payload <= 100000.
+ * (parley sends none) are counted as "bad". Frames are parsed in a 256 KB
+ * read buffer; a frame larger than that (a big presence_state) is gathered in
+ * the connection's own buffer, up to MAX_FRAME.
  *
  * Also reported: machine-wide CPU over the window (/proc/stat), so that load
  * from other processes on a shared machine shows up next to the results.
@@ -79,11 +124,11 @@
 /* ---- options -------------------------------------------------------------- */
 
 typedef struct opts {
-    const char *mode;     /* "idle" or "fanout" */
+    const char *mode;     /* "idle", "fanout" or "presence" */
     const char *host;     /* server address (IPv4) */
     int port;
     int server_pid;       /* 0: no RSS/CPU figures */
-    int conns;            /* subscribers */
+    int conns;            /* subscribers (0: the mode's default) */
     int messages;         /* fanout: messages to publish */
     int interval_ms;      /* fanout: 0 = burst */
     int workers;          /* client processes owning the subscribers */
@@ -95,21 +140,23 @@ typedef struct opts {
     int settle_ms;        /* pause between "all joined" and the measurement */
     int quiet_ms;         /* fanout: give up after this long with no delivery */
     int timeout_s;        /* limit for the join phase and for the fan-out */
+    int rate;             /* presence: phx_join per second, all workers together */
+    int hb_ms;            /* presence: heartbeat interval on the heartbeat socket */
 } opts_t;
 
 static opts_t O = {
-    .host = "127.0.0.1", .conns = 1000, .messages = 20, .interval_ms = 250, .workers = 1,
+    .host = "127.0.0.1", .messages = 20, .interval_ms = 250, .workers = 1,
     .payload = 100, .topic = "room:bench", .hold_s = 5, .src_ips = 1, .concurrency = 256,
-    .settle_ms = 1000, .quiet_ms = 5000, .timeout_s = 300,
+    .settle_ms = 1000, .quiet_ms = 5000, .timeout_s = 300, .rate = 500, .hb_ms = 5,
 };
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fanout_bench idle|fanout --port P [--option value]...\n"
+            "usage: fanout_bench idle|fanout|presence --port P [--option value]...\n"
             "  --host A           server IPv4 address (127.0.0.1)\n"
             "  --port P           server port (required)\n"
             "  --server-pid PID   server process, for VmRSS and CPU (0: skip)\n"
-            "  --conns N          subscriber connections (1000)\n"
+            "  --conns N          subscriber connections (1000; presence 2000)\n"
             "  --workers W        client processes for the subscribers (1)\n"
             "  --topic T          topic every connection joins (room:bench)\n"
             "  --messages M       fanout: messages published (20)\n"
@@ -119,9 +166,12 @@ static void usage(FILE *f) {
             "  --hold-s S         idle: seconds to hold the joined connections (5)\n"
             "  --src-ips K        bind sources across 127.0.0.1..127.0.0.K (1)\n"
             "  --concurrency C    handshakes in flight per worker (256)\n"
-            "  --settle-ms MS     pause after all joined, before measuring (1000)\n"
+            "  --settle-ms MS     pause after all joined (presence: connected) before\n"
+            "                     measuring; presence: also the tail after convergence (1000)\n"
             "  --quiet-ms MS      fanout: stop waiting after MS without a delivery (5000)\n"
-            "  --timeout-s S      limit for the join phase and the fan-out (300)\n");
+            "  --timeout-s S      limit for the join phase and the fan-out (300)\n"
+            "  --rate R           presence: phx_join per second (500)\n"
+            "  --hb-ms MS         presence: heartbeat interval, one outstanding at a time (5)\n");
 }
 
 static void die(const char *fmt, ...) {
@@ -147,7 +197,8 @@ static void parse_args(int argc, char **argv) {
         usage(stdout);
         exit(0);
     }
-    if (argc < 2 || (strcmp(argv[1], "idle") && strcmp(argv[1], "fanout"))) {
+    if (argc < 2 || (strcmp(argv[1], "idle") && strcmp(argv[1], "fanout") &&
+                     strcmp(argv[1], "presence"))) {
         usage(stderr);
         exit(2);
     }
@@ -180,10 +231,14 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--settle-ms")) O.settle_ms = int_arg(a, v, 0);
         else if (!strcmp(a, "--quiet-ms")) O.quiet_ms = int_arg(a, v, 1);
         else if (!strcmp(a, "--timeout-s")) O.timeout_s = int_arg(a, v, 1);
+        else if (!strcmp(a, "--rate")) O.rate = int_arg(a, v, 1);
+        else if (!strcmp(a, "--hb-ms")) O.hb_ms = int_arg(a, v, 1);
         else die("unknown option %s (see --help)", a);
     }
     if (!O.port)
         die("--port is required");
+    if (!O.conns)
+        O.conns = !strcmp(O.mode, "presence") ? 2000 : 1000;
     if (O.workers > O.conns)
         O.workers = O.conns;
     if (O.payload > 100000) /* the echo must fit this client's read buffer */
@@ -220,6 +275,12 @@ static uint64_t cpu_us_self(void) {
            (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
+static uint64_t cpu_user_us_self(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec;
+}
+
 /* utime+stime of the server in clock ticks, from /proc/<pid>/stat (fields
  * 14 and 15; counted after the ")" that ends the command name). -1: no pid. */
 static long long server_ticks(void) {
@@ -242,6 +303,21 @@ static long long server_ticks(void) {
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         die("cannot parse %s", path);
     return (long long)(ut + st);
+}
+
+/* Nanoseconds the server spent runnable but waiting for a CPU, from
+ * /proc/<pid>/schedstat (second field); -1: no pid or no schedstats. */
+static long long server_runq_ns(void) {
+    if (!O.server_pid)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/schedstat", O.server_pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long run, wait;
+    int ok = f && fscanf(f, "%llu %llu", &run, &wait) == 2;
+    if (f)
+        fclose(f);
+    return ok ? (long long)wait : -1;
 }
 
 /* A "VmRSS:" style line of /proc/<pid>/status, in kB; -1: no pid. */
@@ -374,14 +450,28 @@ static double hbucket_mid_us(int i) {
     return ((double)(HSUB + sub) + 0.5) * (double)(1ull << (k - 5));
 }
 
+/* Kinds of server frames, counted in presence mode. */
+enum { K_STATE, K_DIFF, K_OTHER, NKINDS };
+
 /* One per worker process, in shared memory; the parent reads while the
  * worker writes (relaxed atomics: we only need eventual, tear-free values).
- * hist and cpu_us are read only after "stopped" is seen. */
+ * The plain fields are read only after "stopped" is seen. */
 typedef struct wstat {
     _Atomic uint64_t joined, failed, closed, received, gaps, bad, last_rx_ns;
     _Atomic int ready, started, stopped, close_code;
     uint64_t cpu_us;  /* worker CPU between "start" and "stop" */
-    uint64_t hist[HBUCKETS];
+    uint64_t hist[HBUCKETS]; /* fanout: send -> read; presence: phx_join -> reply */
+    /* presence */
+    _Atomic uint64_t t0;           /* parent -> worker: when join 0 is due */
+    _Atomic uint64_t converged;    /* clients whose view reached all N keys */
+    _Atomic uint64_t last_conv_ns; /* when the latest of them did */
+    _Atomic uint64_t after_msgs;   /* chat messages received after the storm */
+    uint64_t cpu_conv_us;          /* worker CPU from "start" to its last convergence */
+    uint64_t user_conv_us;         /* the user-space part of it (the rest is the kernel's) */
+    uint64_t first_join_ns, last_join_ns, join_late_max_ns;
+    uint64_t frames[NKINDS], bytes[NKINDS], wire_bytes;
+    uint64_t redundant, leaves, foreign, out_of_order, complete_end, state_without_self;
+    uint64_t hist_state[HBUCKETS]; /* phx_join -> presence_state read in full */
 } wstat_t;
 
 static wstat_t *ST;            /* this process's slot (the parent's is private) */
@@ -392,48 +482,75 @@ static uint64_t received_local; /* mirrors ST->received without a locked add */
 
 /* ---- the WebSocket connection --------------------------------------------- */
 
-enum { C_FREE, C_CONNECTING, C_UPGRADING, C_JOINING, C_JOINED, C_DEAD };
+/* C_OPEN: upgraded, not joined (presence: the join waits for its slot). */
+enum { C_FREE, C_CONNECTING, C_UPGRADING, C_OPEN, C_JOINING, C_JOINED, C_DEAD };
+
+/* What a connection is for: a worker's subscriber, or one of the parent's. */
+enum { R_SUB, R_PUBLISHER, R_HEARTBEAT, R_PROBE };
 
 typedef struct conn {
     int fd;
     uint8_t state;
-    uint8_t publisher;   /* the parent's publishing connection */
+    uint8_t role;
+    uint8_t pending;     /* counted in `pending` */
     uint8_t epollout;    /* EPOLLOUT currently registered */
+    uint8_t got_state;   /* presence: presence_state seen */
+    uint8_t converged;   /* presence: the view has held all N keys */
+    uint32_t index;      /* connection number; presence: its user is "u<index>" */
     uint8_t *in;         /* bytes of a partial frame carried to the next read */
     uint32_t inlen, incap;
     uint8_t *out;        /* bytes the kernel did not take yet */
     uint32_t outlen, outcap;
     uint64_t next_seq;   /* the broadcast sequence number expected next */
+    uint64_t *seen;      /* presence: the view, a bitmap of user indexes */
+    uint32_t nseen;      /* presence: keys in the view */
+    uint64_t join_ns, reply_ns, state_ns; /* phx_join written, reply read, presence_state read */
     char accept[32];     /* the Sec-WebSocket-Accept we expect */
 } conn_t;
 
 #define RBUF (256 * 1024)
+#define MAX_FRAME (64u << 20) /* largest server frame accepted */
 static uint8_t rbuf[RBUF];
 static int ep = -1;             /* this process's epoll */
-static int pending;             /* connections started but not yet joined or failed */
+static int pending;             /* connections started but not yet joined (presence:
+                                   upgraded) or failed */
+static int presence;            /* presence mode */
 static char bcast_prefix[256];  /* [null,null,"<topic>","msg",{"b":" */
 static size_t bcast_prefix_len;
+static char state_prefix[256], diff_prefix[256]; /* [null,null,"<topic>","presence_xxx", */
+static size_t state_prefix_len, diff_prefix_len;
 static uint64_t pub_acks, pub_echo; /* publisher: ok replies, own broadcasts */
 static int fail_logs;
 
+/* The connection is no longer pending: joined, upgraded (presence) or failed. */
+static void unpend(conn_t *c) {
+    if (c->pending) {
+        c->pending = 0;
+        pending--;
+    }
+}
+
+/* A connection that was up (joined, or upgraded and waiting to join) counts
+ * as closed; one that never got there as failed. */
 static void conn_fail(conn_t *c, const char *why, int err) {
     if (c->state == C_DEAD || c->state == C_FREE)
         return;
+    int was_up = c->state == C_JOINED || c->state == C_OPEN;
     if (fail_logs++ < 5)
-        fprintf(stderr, "fanout_bench[%d]: connection %s: %s%s%s\n", (int)getpid(),
-                c->state == C_JOINED ? "closed" : "failed", why, err ? ": " : "",
-                err ? strerror(err) : "");
-    if (c->state == C_JOINED) {
+        fprintf(stderr, "fanout_bench[%d]: connection %u %s: %s%s%s\n", (int)getpid(), c->index,
+                was_up ? "closed" : "failed", why, err ? ": " : "", err ? strerror(err) : "");
+    if (was_up)
         INC(closed);
-    } else {
+    else
         INC(failed);
-        pending--;
-    }
+    unpend(c);
     close(c->fd);
     c->state = C_DEAD;
     free(c->in);
     free(c->out);
+    free(c->seen);
     c->in = c->out = NULL;
+    c->seen = NULL;
     c->inlen = c->incap = c->outlen = c->outcap = 0;
 }
 
@@ -509,14 +626,17 @@ static void ws_send_text(conn_t *c, const char *s, size_t len) {
     conn_flush(c);
 }
 
-static void conn_open(conn_t *c, int index) {
+static void conn_open(conn_t *c, int index, int role) {
     memset(c, 0, sizeof *c);
     c->state = C_CONNECTING;
+    c->role = (uint8_t)role;
+    c->index = (uint32_t)index;
+    c->pending = 1;
     pending++;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         c->state = C_FREE;
-        pending--;
+        unpend(c);
         INC(failed);
         if (fail_logs++ < 5)
             fprintf(stderr, "fanout_bench: socket: %s\n", strerror(errno));
@@ -599,8 +719,19 @@ static const char *http_header(const char *h, size_t len, const char *name, size
     return NULL;
 }
 
+/* Writes ["1","1","<topic>","phx_join",<payload>]: join_ref "1", ref "1". */
+static void conn_join(conn_t *c, const char *payload) {
+    char join[600];
+    int n = snprintf(join, sizeof join, "[\"1\",\"1\",\"%s\",\"phx_join\",%s]", O.topic, payload);
+    c->state = C_JOINING;
+    c->join_ns = now_ns();
+    ws_send_text(c, join, (size_t)n);
+}
+
 /* Parses the 101 response; returns the bytes it used, 0 if incomplete, or -1
- * (connection failed). */
+ * (connection failed). Then joins at once, except in presence mode, where
+ * the join waits for its slot in the schedule (or, for the parent's
+ * heartbeat and probe sockets, for the parent). */
 static long upgrade_response(conn_t *c, const uint8_t *buf, size_t len) {
     const uint8_t *end = memmem(buf, len, "\r\n\r\n", 4);
     if (!end) {
@@ -621,11 +752,14 @@ static long upgrade_response(conn_t *c, const uint8_t *buf, size_t len) {
         conn_fail(c, "bad Sec-WebSocket-Accept", 0);
         return -1;
     }
-    /* Joined as join_ref "1", ref "1". */
-    char join[300];
-    int n = snprintf(join, sizeof join, "[\"1\",\"1\",\"%s\",\"phx_join\",{}]", O.topic);
-    c->state = C_JOINING;
-    ws_send_text(c, join, (size_t)n);
+    if (presence) {
+        c->state = C_OPEN;
+        unpend(c);
+        if (!(c->seen = calloc(((size_t)O.conns + 63) / 64, sizeof *c->seen)))
+            die("out of memory");
+    } else {
+        conn_join(c, "{}");
+    }
     return (long)(hlen + 2);
 }
 
@@ -635,6 +769,11 @@ static int has(const uint8_t *p, size_t n, const char *needle) {
 
 /* A broadcast: [null,null,"<topic>","msg",{"b":"<seq>:<sent_ns>:xxx..."}]. */
 static void on_broadcast(conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
+    if (presence) { /* the check message after the storm */
+        if (c->role == R_SUB)
+            atomic_fetch_add_explicit(&ST->after_msgs, 1, memory_order_release);
+        return;
+    }
     const uint8_t *q = p + bcast_prefix_len, *e = p + n;
     uint64_t seq = 0, sent = 0;
     while (q < e && *q >= '0' && *q <= '9')
@@ -645,7 +784,7 @@ static void on_broadcast(conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
     }
     while (q < e && *q >= '0' && *q <= '9')
         sent = sent * 10 + (uint64_t)(*q++ - '0');
-    if (c->publisher) {
+    if (c->role == R_PUBLISHER) {
         pub_echo++;
         return;
     }
@@ -657,26 +796,231 @@ static void on_broadcast(conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
     ST->hist[hbucket(now > sent ? (now - sent) / 1000 : 0)]++;
 }
 
+/* ---- presence views -------------------------------------------------------- */
+
+/* Worker-wide, for the CPU snapshot when the worker's last client converges. */
+static uint64_t worker_cpu0, worker_user0;
+static int worker_conns, worker_converged;
+
+/* One presence key of a state or diff: "u<i>" is user i. side 1: a join,
+ * -1: a leave. Every user has one connection, hence one meta, so a leave
+ * removes the key. */
+static void view_key(conn_t *c, const uint8_t *k, size_t len, int side) {
+    uint64_t i = 0;
+    size_t j = 1;
+    for (; j < len && j < 10 && k[j] >= '0' && k[j] <= '9'; j++)
+        i = i * 10 + (uint64_t)(k[j] - '0');
+    if (len < 2 || k[0] != 'u' || j != len || i >= (uint64_t)O.conns || !side) {
+        ST->foreign++;
+        return;
+    }
+    uint64_t bit = 1ull << (i & 63), *w = &c->seen[i >> 6];
+    if (side > 0) {
+        if (*w & bit) {
+            ST->redundant++;
+        } else {
+            *w |= bit;
+            c->nseen++;
+        }
+    } else {
+        ST->leaves++;
+        if (*w & bit) {
+            *w &= ~bit;
+            c->nseen--;
+        }
+    }
+}
+
+/* Applies one payload to c's view: presence_state {key: {"metas": [...]},
+ * ...} or presence_diff {"joins": {key: ...}, "leaves": {key: ...}}. A
+ * minimal scan, not a parser: strings are skipped with memchr, brackets
+ * counted; a string read where an object key is expected (after "{", or
+ * after "," inside an object) is a key, and keys at depth 1 (state) or 2
+ * (diff, under "joins"/"leaves") are presence keys. The server's JSON is
+ * trusted to be well formed; -1 if it ends early or nests too deep. */
+static int view_apply(conn_t *c, int kind, const uint8_t *p, const uint8_t *e) {
+    uint64_t objects = 0; /* bit d: the container at depth d is an object */
+    int depth = 0, want_key = 0, side = 0, key_depth = kind == K_STATE ? 1 : 2;
+    if (kind == K_STATE)
+        side = 1;
+    while (p < e) {
+        switch (*p++) {
+        case '"': {
+            const uint8_t *str = p, *q;
+            for (;;) { /* the closing quote: one preceded by an even run of '\\' */
+                if (!(q = memchr(p, '"', (size_t)(e - p))))
+                    return -1;
+                p = q + 1;
+                size_t bs = 0;
+                while (q - bs > str && q[-1 - (ptrdiff_t)bs] == '\\')
+                    bs++;
+                if (!(bs & 1))
+                    break;
+            }
+            if (want_key) {
+                size_t len = (size_t)(q - str);
+                if (depth == key_depth)
+                    view_key(c, str, len, side);
+                else if (kind == K_DIFF && depth == 1)
+                    side = len == 5 && !memcmp(str, "joins", 5)    ? 1
+                           : len == 6 && !memcmp(str, "leaves", 6) ? -1
+                                                                    : 0;
+                want_key = 0;
+            }
+            break;
+        }
+        case '{':
+        case '[':
+            if (++depth > 63)
+                return -1;
+            want_key = p[-1] == '{';
+            objects = (objects & ~(1ull << depth)) | (uint64_t)want_key << depth;
+            break;
+        case '}':
+        case ']':
+            if (--depth == 0)
+                return 0;
+            want_key = 0;
+            break;
+        case ',':
+            want_key = (int)(objects >> depth & 1);
+            break;
+        default:
+            break;
+        }
+    }
+    return -1;
+}
+
+/* A presence_state or presence_diff for c: applied to its view, with the
+ * order checked (join reply, then state, then diffs) and convergence noted. */
+static void on_presence(conn_t *c, int kind, const uint8_t *p, size_t n, uint64_t now) {
+    int second_state = kind == K_STATE && c->got_state, early_diff = kind == K_DIFF && !c->got_state;
+    if (c->state != C_JOINED || second_state || early_diff)
+        ST->out_of_order++;
+    if (kind == K_STATE) {
+        c->got_state = 1;
+        c->state_ns = now;
+        if (c->role == R_SUB && c->join_ns)
+            ST->hist_state[hbucket((now - c->join_ns) / 1000)]++;
+    }
+    if (!c->seen || view_apply(c, kind, p, p + n) < 0) {
+        if (fail_logs++ < 5)
+            fprintf(stderr, "fanout_bench: cannot read presence payload: %.*s\n",
+                    (int)(n < 200 ? n : 200), (const char *)p);
+        INC(bad);
+        return;
+    }
+    if (kind == K_STATE && c->role == R_SUB && !(c->seen[c->index >> 6] >> (c->index & 63) & 1))
+        ST->state_without_self++; /* its own key comes with a later diff */
+    if (!c->converged && c->nseen == (uint32_t)O.conns) {
+        c->converged = 1;
+        if (c->role != R_SUB)
+            return;
+        atomic_store_explicit(&ST->last_conv_ns, now, RELAXED);
+        atomic_fetch_add_explicit(&ST->converged, 1, memory_order_release);
+        if (++worker_converged == worker_conns) {
+            ST->cpu_conv_us = cpu_us_self() - worker_cpu0;
+            ST->user_conv_us = cpu_user_us_self() - worker_user0;
+        }
+    }
+}
+
+/* Heartbeats on the parent's R_HEARTBEAT socket carry their phase and send
+ * time in the ref: [null,"<phase>:<ns>","phoenix","heartbeat",{}]. At most
+ * one is outstanding: the next goes once the previous is answered and the
+ * interval since its send has passed. A closed loop on purpose: lws reads at
+ * most --rx-buffer bytes from a socket per loop iteration, so heartbeats sent
+ * faster than the server's loop turns would pile up in the socket, and their
+ * round trips would measure that backlog rather than the loop. */
+enum { HB_BASE, HB_STORM, HB_PROBE, HB_NPHASES };
+static uint64_t hb_hist[HB_NPHASES][HBUCKETS], hb_sent[HB_NPHASES], hb_answered[HB_NPHASES];
+static uint64_t hb_probe_max_ns; /* the longest HB_PROBE round trip since reset */
+static uint64_t hb_next_ns;      /* the earliest time for the next heartbeat */
+static int hb_outstanding;
+
+/* Sends a heartbeat if one is due; returns the milliseconds to wait before
+ * asking again (a reply wakes the poll earlier). */
+static int heartbeat_tick(conn_t *c, int phase, int interval_ms) {
+    uint64_t now = now_ns();
+    if (hb_outstanding)
+        return interval_ms;
+    if (now < hb_next_ns)
+        return (int)((hb_next_ns - now + 999999) / 1000000u);
+    char m[96];
+    int n = snprintf(m, sizeof m, "[null,\"%d:%llu\",\"phoenix\",\"heartbeat\",{}]", phase,
+                     (unsigned long long)now);
+    hb_sent[phase]++;
+    hb_outstanding = 1;
+    hb_next_ns = now + (uint64_t)interval_ms * 1000000u;
+    ws_send_text(c, m, (size_t)n);
+    return interval_ms;
+}
+
+/* Returns 1 if p is the reply to one of our heartbeats. */
+static int heartbeat_reply(const uint8_t *p, size_t n, uint64_t now) {
+    static const char pre[] = "[null,\"";
+    if (n < sizeof pre + 2 || memcmp(p, pre, sizeof pre - 1) || !has(p, n, "\"phoenix\""))
+        return 0;
+    const uint8_t *q = p + sizeof pre - 1, *e = p + n;
+    int phase = *q++ - '0';
+    uint64_t sent = 0;
+    if (phase < 0 || phase >= HB_NPHASES || q >= e || *q++ != ':')
+        return 0;
+    while (q < e && *q >= '0' && *q <= '9')
+        sent = sent * 10 + (uint64_t)(*q++ - '0');
+    uint64_t rtt = now > sent ? now - sent : 0;
+    hb_outstanding = 0;
+    hb_answered[phase]++;
+    hb_hist[phase][hbucket(rtt / 1000)]++;
+    if (phase == HB_PROBE && rtt > hb_probe_max_ns)
+        hb_probe_max_ns = rtt;
+    return 1;
+}
+
 static void on_text(conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
     if (n >= bcast_prefix_len && !memcmp(p, bcast_prefix, bcast_prefix_len)) {
         on_broadcast(c, p, n, now);
         return;
     }
+    int kind = n >= state_prefix_len && !memcmp(p, state_prefix, state_prefix_len) ? K_STATE
+               : n >= diff_prefix_len && !memcmp(p, diff_prefix, diff_prefix_len)   ? K_DIFF
+                                                                                    : K_OTHER;
+    if (!presence && kind != K_OTHER)
+        return; /* the server has presence on every topic by default: not ours to check */
+    if (presence) {
+        ST->frames[kind]++;
+        ST->bytes[kind] += n;
+        received_local++; /* frames, for the parent's progress check */
+        if (kind == K_STATE) {
+            on_presence(c, kind, p + state_prefix_len, n - state_prefix_len, now);
+            return;
+        }
+        if (kind == K_DIFF) {
+            on_presence(c, kind, p + diff_prefix_len, n - diff_prefix_len, now);
+            return;
+        }
+    }
     int ok = has(p, n, "\"phx_reply\"") && has(p, n, "\"status\":\"ok\"");
     if (c->state == C_JOINING) {
         if (ok && n > 9 && !memcmp(p, "[\"1\",\"1\",", 9)) {
             c->state = C_JOINED;
-            pending--;
+            c->reply_ns = now;
+            unpend(c);
             INC(joined);
+            if (presence && c->role == R_SUB)
+                ST->hist[hbucket((now - c->join_ns) / 1000)]++;
         } else {
             conn_fail(c, "join refused", 0);
         }
         return;
     }
-    if (c->publisher && ok) {
+    if ((c->role == R_PUBLISHER || c->role == R_PROBE) && ok) {
         pub_acks++;
         return;
     }
+    if (c->role == R_HEARTBEAT && heartbeat_reply(p, n, now))
+        return;
     if (fail_logs++ < 5)
         fprintf(stderr, "fanout_bench: unexpected message: %.*s\n", (int)(n < 200 ? n : 200),
                 (const char *)p);
@@ -709,7 +1053,7 @@ static long ws_frames(conn_t *c, const uint8_t *buf, size_t len, uint64_t now) {
                 plen = plen << 8 | p[2 + i];
             hl = 10;
         }
-        if (plen > RBUF / 2) {
+        if (plen > MAX_FRAME) {
             conn_fail(c, "server frame too large for this client", 0);
             return -1;
         }
@@ -753,16 +1097,37 @@ static long ws_frames(conn_t *c, const uint8_t *buf, size_t len, uint64_t now) {
     return (long)off;
 }
 
-/* Reads what the socket has, prefixed by the carried partial frame. */
+/* Grows c->in to hold at least `need` bytes. */
+static void in_reserve(conn_t *c, size_t need) {
+    if (need <= c->incap)
+        return;
+    size_t cap = c->incap < 256 ? 256 : c->incap;
+    while (cap < need)
+        cap *= 2;
+    if (cap > 2 * (size_t)MAX_FRAME || !(c->in = realloc(c->in, cap)))
+        die("out of memory");
+    c->incap = (uint32_t)cap;
+}
+
+/* Reads what the socket has, after the carried partial frame. Usually that
+ * is small and goes in front of the read in the shared rbuf; once it fills
+ * half of rbuf (a big frame arriving in pieces), reads go straight into the
+ * connection's own buffer, grown as needed and freed when emptied. */
 static void conn_readable(conn_t *c) {
     for (;;) {
-        size_t have = c->inlen;
-        if (have >= RBUF / 2) {
-            conn_fail(c, "input backlog", 0);
-            return;
+        size_t have = c->inlen, room;
+        uint8_t *buf;
+        if (have < RBUF / 2) {
+            buf = rbuf;
+            if (have)
+                memcpy(rbuf, c->in, have);
+            room = RBUF - have;
+        } else {
+            in_reserve(c, have + RBUF);
+            buf = c->in;
+            room = c->incap - have;
         }
-        memcpy(rbuf, c->in, have);
-        ssize_t n = read(c->fd, rbuf + have, RBUF - have);
+        ssize_t n = read(c->fd, buf + have, room);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -774,25 +1139,40 @@ static void conn_readable(conn_t *c) {
             conn_fail(c, "EOF", 0);
             return;
         }
+        ST->wire_bytes += (uint64_t)n;
         uint64_t now = now_ns();
         size_t len = have + (size_t)n;
         long used = 0;
-        if (c->state == C_UPGRADING && (used = upgrade_response(c, rbuf, len)) < 0)
+        if (c->state == C_UPGRADING && (used = upgrade_response(c, buf, len)) < 0)
+            return;
+        if (c->state == C_DEAD)
             return;
         if (c->state != C_UPGRADING) { /* else the response is incomplete: keep it */
-            long more = ws_frames(c, rbuf + used, len - (size_t)used, now);
+            long more = ws_frames(c, buf + used, len - (size_t)used, now);
             if (more < 0)
                 return;
             used += more;
         }
         c->inlen = (uint32_t)(len - (size_t)used);
-        if (c->inlen > c->incap) {
-            c->incap = c->inlen < 256 ? 256 : c->inlen;
-            if (!(c->in = realloc(c->in, c->incap)))
-                die("out of memory");
+        if (buf == c->in) {
+            memmove(c->in, c->in + used, c->inlen);
+            if (c->inlen == 0) { /* do not keep a big buffer per connection */
+                free(c->in);
+                c->in = NULL;
+                c->incap = 0;
+            }
+        } else {
+            if (c->incap > RBUF) { /* left from a big frame; its bytes are in rbuf */
+                free(c->in);
+                c->in = NULL;
+                c->incap = 0;
+            }
+            if (c->inlen) {
+                in_reserve(c, c->inlen);
+                memcpy(c->in, rbuf + used, c->inlen);
+            }
         }
-        memcpy(c->in, rbuf + used, c->inlen);
-        if ((size_t)n < RBUF - have)
+        if ((size_t)n < room)
             return; /* drained */
     }
 }
@@ -826,10 +1206,45 @@ static void notify(int fd) {
         ;
 }
 
-/* Owns `count` subscribers; joins them, reports "ready", then counts
- * broadcasts until told to stop. Commands: 'S' start (CPU snapshot), 'T'
- * stop (CPU snapshot, report, exit). */
-static void worker_main(int first, int count, int cmd_fd, int notify_fd, pid_t parent) {
+/* Presence: writes every phx_join whose slot (t0 + index / rate) has come,
+ * whatever the replies so far (open loop); a late worker catches up at once.
+ * Returns milliseconds until the next slot, or -1 when all are written. */
+static int send_due_joins(conn_t *conns, int count, int *next, uint64_t t0) {
+    for (; *next < count; ++*next) {
+        conn_t *c = &conns[*next];
+        uint64_t due = t0 + (uint64_t)c->index * 1000000000u / (uint64_t)O.rate, now = now_ns();
+        if (due > now)
+            return (int)((due - now + 999999) / 1000000);
+        if (c->state != C_OPEN)
+            continue; /* closed before its turn: counted already */
+        char payload[96];
+        snprintf(payload, sizeof payload, "{\"user\":\"u%u\",\"name\":\"User %u\"}", c->index,
+                 c->index);
+        conn_join(c, payload);
+        if (!ST->first_join_ns)
+            ST->first_join_ns = c->join_ns;
+        ST->last_join_ns = c->join_ns;
+        if (c->join_ns - due > ST->join_late_max_ns)
+            ST->join_late_max_ns = c->join_ns - due;
+    }
+    return -1;
+}
+
+/* At "stop": presence views that hold all N keys. */
+static uint64_t complete_views(const conn_t *conns, int count) {
+    uint64_t k = 0;
+    for (int i = 0; i < count; i++)
+        k += conns[i].state == C_JOINED && conns[i].nseen == (uint32_t)O.conns;
+    return k;
+}
+
+/* Owns `count` subscribers, connections first, first + stride, ...; joins
+ * them (presence: only upgrades them), reports "ready", then counts
+ * broadcasts until told to stop. Commands: 'S' start (CPU snapshot;
+ * presence: the join schedule starts, from ST->t0), 'T' stop (CPU snapshot,
+ * report, exit). */
+static void worker_main(int first, int stride, int count, int cmd_fd, int notify_fd,
+                        pid_t parent) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(1);
@@ -841,12 +1256,13 @@ static void worker_main(int first, int count, int cmd_fd, int notify_fd, pid_t p
         die("epoll_create1: %s", strerror(errno));
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cmd_tag};
     epoll_ctl(ep, EPOLL_CTL_ADD, cmd_fd, &ev);
-    int opened = 0, ready = 0;
-    uint64_t cpu0 = 0;
+    int opened = 0, ready = 0, joining = 0, next_join = 0;
+    uint64_t t0 = 0;
+    worker_conns = count;
     struct epoll_event evs[512];
     for (;;) {
         while (opened < count && pending < O.concurrency) {
-            conn_open(&conns[opened], first + opened);
+            conn_open(&conns[opened], first + opened * stride, R_SUB);
             opened++;
         }
         if (!ready && opened == count && pending == 0) {
@@ -854,12 +1270,15 @@ static void worker_main(int first, int count, int cmd_fd, int notify_fd, pid_t p
             atomic_store(&ST->ready, 1);
             notify(notify_fd);
         }
-        int n = epoll_wait(ep, evs, 512, -1);
+        int timeout = joining ? send_due_joins(conns, count, &next_join, t0) : -1;
+        int n = epoll_wait(ep, evs, 512, timeout);
         if (n < 0 && errno != EINTR)
             die("epoll_wait: %s", strerror(errno));
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr != &cmd_tag) {
                 conn_event(evs[i].data.ptr, evs[i].events);
+                if (joining) /* reading a big presence_state takes a while */
+                    send_due_joins(conns, count, &next_join, t0);
                 continue;
             }
             char cmd;
@@ -869,12 +1288,18 @@ static void worker_main(int first, int count, int cmd_fd, int notify_fd, pid_t p
             if (r < 0)
                 continue;
             if (cmd == 'S') {
-                cpu0 = cpu_us_self();
+                worker_cpu0 = cpu_us_self();
+                worker_user0 = cpu_user_us_self();
+                if (presence) {
+                    joining = 1;
+                    t0 = atomic_load(&ST->t0);
+                }
                 atomic_store(&ST->started, 1);
                 notify(notify_fd);
             } else if (cmd == 'T') {
                 atomic_store_explicit(&ST->received, received_local, RELAXED);
-                ST->cpu_us = cpu_us_self() - cpu0;
+                ST->cpu_us = cpu_us_self() - worker_cpu0;
+                ST->complete_end = complete_views(conns, count);
                 atomic_store(&ST->stopped, 1); /* seq_cst: publishes hist and cpu_us */
                 notify(notify_fd);
                 _exit(0); /* the kernel closes the sockets */
@@ -998,6 +1423,18 @@ static void sleep_polling(int ms) {
         parent_poll((int)((end - t) / 1000000u) + 1);
 }
 
+/* Opens one of the parent's own sockets and waits (30 s at most) for it to
+ * reach state `want`. */
+static void parent_conn(conn_t *c, int role, int index, int want, const char *fail) {
+    conn_open(c, index, role);
+    uint64_t deadline = now_ns() + 30000000000u;
+    while (c->state != want) {
+        if (c->state == C_DEAD || c->state == C_FREE || now_ns() > deadline)
+            parent_die(fail);
+        parent_poll(100);
+    }
+}
+
 static void start_workers(void) {
     if (!(shared = mmap(NULL, (size_t)O.workers * sizeof *shared, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS, -1, 0)) || shared == MAP_FAILED)
@@ -1015,8 +1452,9 @@ static void start_workers(void) {
         int cp[2];
         if (pipe2(cp, O_CLOEXEC))
             parent_die("pipe failed");
-        int first = (int)((long long)O.conns * w / O.workers);
-        int last = (int)((long long)O.conns * (w + 1) / O.workers);
+        /* Worker w owns connections w, w + W, w + 2W, ...: in presence mode
+         * the join schedule then alternates between the workers. */
+        int count = (O.conns - w + O.workers - 1) / O.workers;
         pid_t pid = fork();
         if (pid < 0)
             parent_die("fork failed");
@@ -1026,7 +1464,7 @@ static void start_workers(void) {
             for (int i = 0; i < w; i++)
                 close(cmd_fds[i]);
             ST = &shared[w];
-            worker_main(first, last - first, cp[0], np[1], parent);
+            worker_main(w, O.workers, count, cp[0], np[1], parent);
         }
         close(cp[0]);
         worker_pids[w] = pid;
@@ -1143,14 +1581,7 @@ static int run_fanout(void) {
     static wstat_t pubst;
     ST = &pubst;
     conn_t pub;
-    conn_open(&pub, 0);
-    pub.publisher = 1;
-    uint64_t deadline = now_ns() + 30000000000u;
-    while (pub.state != C_JOINED) {
-        if (pub.state == C_DEAD || now_ns() > deadline)
-            parent_die("the publisher could not join");
-        parent_poll(100);
-    }
+    parent_conn(&pub, R_PUBLISHER, 0, C_JOINED, "the publisher could not join");
     long rss_joined = status_kb("VmRSS");
     sleep_polling(O.settle_ms);
 
@@ -1284,12 +1715,292 @@ static int run_fanout(void) {
     return received == expected && gaps == 0 && closed == 0 ? 0 : 1;
 }
 
+/* ---- presence ------------------------------------------------------------- */
+
+static uint64_t hist_total(const uint64_t *hist) {
+    uint64_t n = 0;
+    for (int i = 0; i < HBUCKETS; i++)
+        n += hist[i];
+    return n;
+}
+
+/* Waits (at most 10 s) for the outstanding heartbeat's reply. */
+static void heartbeat_settle(void) {
+    uint64_t deadline = now_ns() + 10000000000u;
+    while (hb_outstanding && now_ns() < deadline)
+        parent_poll(10);
+}
+
+/* Heartbeats every --hb-ms on the parent's heartbeat socket for `ms`. */
+static void heartbeats_for(conn_t *hb, int phase, int ms) {
+    uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
+    for (uint64_t t; (t = now_ns()) < end;) {
+        int wait = heartbeat_tick(hb, phase, O.hb_ms);
+        int left = (int)((end - t + 999999) / 1000000u);
+        parent_poll(wait < left ? wait : left);
+    }
+    heartbeat_settle();
+}
+
+/* A probe: one of the parent's upgraded sockets joins the full room without
+ * a "user" (untracked, so no presence_diff follows), and heartbeats go out on
+ * the heartbeat socket, one per millisecond at most, from right after the
+ * join until the presence_state is in: the longest round trip shows how long
+ * the server's loop was busy with the join. 10 s at most. */
+typedef struct probe {
+    double reply_ms, state_ms, hb_max_ms; /* -1: did not happen */
+    uint32_t keys;
+} probe_t;
+
+static probe_t run_probe(conn_t *c, conn_t *hb) {
+    probe_t r = {-1, -1, -1, 0};
+    heartbeat_settle();
+    uint64_t answered = hb_answered[HB_PROBE];
+    hb_probe_max_ns = 0;
+    hb_next_ns = 0;
+    conn_join(c, "{}");
+    uint64_t deadline = now_ns() + 10000000000u;
+    while (c->state != C_DEAD && now_ns() < deadline) {
+        if (!c->got_state)
+            heartbeat_tick(hb, HB_PROBE, 1);
+        else if (!hb_outstanding)
+            break;
+        parent_poll(1);
+    }
+    if (c->reply_ns)
+        r.reply_ms = (double)(c->reply_ns - c->join_ns) / 1e6;
+    if (c->got_state) {
+        r.state_ms = (double)(c->state_ns - c->join_ns) / 1e6;
+        r.keys = c->nseen;
+    }
+    if (hb_answered[HB_PROBE] > answered)
+        r.hb_max_ms = (double)hb_probe_max_ns / 1e6;
+    return r;
+}
+
+static int run_presence(void) {
+    /* Connect and upgrade everyone; nobody joins yet. */
+    long rss0 = status_kb("VmRSS");
+    long long cpuc0 = server_ticks();
+    uint64_t tc0 = now_ns();
+    start_workers();
+    wait_all(offsetof(wstat_t, ready), O.timeout_s, "connected");
+    printf("connect phase: %d connections upgraded, %llu failed, in %.2f s", O.conns,
+           (unsigned long long)SUM(failed), (double)(now_ns() - tc0) / 1e9);
+    if (cpuc0 >= 0)
+        printf(", server CPU %.0f ms", ticks_ms(server_ticks() - cpuc0));
+    printf("\n");
+    conn_t hb, probes[2];
+    parent_conn(&hb, R_HEARTBEAT, O.conns, C_OPEN, "the heartbeat socket could not connect");
+    for (int k = 0; k < 2; k++)
+        parent_conn(&probes[k], R_PROBE, O.conns + 1 + k, C_OPEN, "a probe could not connect");
+    long rss_conn = status_kb("VmRSS");
+    heartbeats_for(&hb, HB_BASE, O.settle_ms); /* the idle server's round trip */
+
+    /* The storm: join i is due at t0 + i / rate. */
+    uint64_t t0 = now_ns() + 20000000u; /* time for the workers to read 'S' */
+    for (int w = 0; w < O.workers; w++)
+        atomic_store(&shared[w].t0, t0);
+    sampling = 1;
+    machine_t m0 = machine_ticks();
+    take_sample();
+    uint64_t pcpu0 = cpu_us_self();
+    long long runq0 = server_runq_ns();
+    command_all('S');
+    uint64_t joins_end = t0 + (uint64_t)(O.conns - 1) * 1000000000u / (uint64_t)O.rate;
+    uint64_t deadline = t0 + (uint64_t)O.timeout_s * 1000000000u;
+    uint64_t last_change = joins_end, conv = 0, frames_seen = 0, now;
+    hb_next_ns = t0;
+    const char *ended = "converged";
+    while ((conv = SUM(converged)) < (uint64_t)O.conns) {
+        now = now_ns();
+        uint64_t f = SUM(received); /* frames: any progress at all */
+        if (f != frames_seen) {
+            frames_seen = f;
+            if (now > last_change)
+                last_change = now;
+        }
+        if (now > last_change + (uint64_t)O.quiet_ms * 1000000u) {
+            ended = "quiet";
+            break;
+        }
+        if (now > deadline) {
+            ended = "timeout";
+            break;
+        }
+        int wait = now >= t0 ? heartbeat_tick(&hb, HB_STORM, O.hb_ms) : 1;
+        if (hb.state == C_DEAD)
+            parent_die("the server closed the heartbeat socket");
+        parent_poll(wait < (int)(SAMPLE_NS / 1000000u) ? wait : (int)(SAMPLE_NS / 1000000u));
+    }
+    take_sample();
+    long long runq1 = server_runq_ns();
+    double runq_ms = runq0 >= 0 && runq1 >= 0 ? (double)(runq1 - runq0) / 1e6 : -1;
+    uint64_t parent_us = cpu_us_self() - pcpu0;
+    machine_t m1 = machine_ticks();
+    sampling = 0;
+    heartbeat_settle(); /* the storm's last heartbeat */
+
+    /* Probes into the full room; then one chat message from a probe, which
+     * every client must get (10 s at most): a check that no socket's queue
+     * was left behind; then a quiet tail. */
+    probe_t pr[2];
+    for (int k = 0; k < 2; k++) {
+        sleep_polling(200);
+        pr[k] = run_probe(&probes[k], &hb);
+    }
+    uint64_t t_msg = now_ns(), msg_end = t_msg + 10000000000u, after = 0;
+    publish(&probes[1], 0);
+    conn_flush(&probes[1]);
+    while ((after = SUM(after_msgs)) < (uint64_t)O.conns && now_ns() < msg_end)
+        parent_poll(1);
+    double msg_ms = (double)(now_ns() - t_msg) / 1e6;
+    sleep_polling(O.settle_ms);
+    long hwm = status_kb("VmHWM"), rss_end = status_kb("VmRSS");
+    stop_workers();
+
+    /* Sum up the workers. */
+    uint64_t first_join = 0, last_join = 0, late_max = 0, t_conv = 0, client_us = 0,
+             client_user_us = 0;
+    uint64_t frames[NKINDS] = {0}, bytes[NKINDS] = {0}, wire = 0, redundant = 0, leaves = 0,
+             foreign = 0, disorder = 0, complete = 0, no_self = 0;
+    static uint64_t hist_reply[HBUCKETS], hist_state[HBUCKETS];
+    for (int w = 0; w < O.workers; w++) {
+        wstat_t *x = &shared[w];
+        if (x->first_join_ns && (!first_join || x->first_join_ns < first_join))
+            first_join = x->first_join_ns;
+        if (x->last_join_ns > last_join)
+            last_join = x->last_join_ns;
+        if (x->join_late_max_ns > late_max)
+            late_max = x->join_late_max_ns;
+        if (atomic_load(&x->last_conv_ns) > t_conv)
+            t_conv = atomic_load(&x->last_conv_ns);
+        /* Not converged: its CPU up to "stop", and no user/kernel split. */
+        client_us += x->cpu_conv_us ? x->cpu_conv_us : x->cpu_us;
+        client_user_us += x->user_conv_us;
+        for (int k = 0; k < NKINDS; k++)
+            frames[k] += x->frames[k], bytes[k] += x->bytes[k];
+        wire += x->wire_bytes;
+        redundant += x->redundant, leaves += x->leaves, foreign += x->foreign;
+        disorder += x->out_of_order, complete += x->complete_end;
+        no_self += x->state_without_self;
+        for (int i = 0; i < HBUCKETS; i++)
+            hist_reply[i] += x->hist[i], hist_state[i] += x->hist_state[i];
+    }
+    int converged = conv >= (uint64_t)O.conns;
+    uint64_t t_end = converged ? t_conv : samples[nsamples - 1].t;
+    long long cpu_end = samples[nsamples - 1].ticks;
+    for (size_t i = 0; i < nsamples; i++)
+        if (samples[i].t >= t_end) {
+            cpu_end = samples[i].ticks;
+            break;
+        }
+    double srv_ms = ticks_ms(cpu_end - samples[0].ticks);
+    double last_join_s = (double)(last_join - first_join) / 1e9;
+    double conv_s = converged ? (double)(t_conv - first_join) / 1e9 : -1;
+    double delay_ms = converged ? ((double)t_conv - (double)last_join) / 1e6 : -1;
+    double client_ms = (double)client_us / 1000.0, client_user_ms = (double)client_user_us / 1000.0;
+    double parent_ms = (double)parent_us / 1000.0;
+    double window_ms = (double)(t_end - t0) / 1e6;
+    double busy_pct = m1.all > m0.all ? 100.0 * (double)(m1.busy - m0.busy) /
+                                            (double)(m1.all - m0.all) : 0;
+    uint64_t joined = SUM(joined), failed = SUM(failed), closed = SUM(closed), bad = SUM(bad);
+    uint64_t nframes = frames[K_STATE] + frames[K_DIFF] + frames[K_OTHER];
+    int close_code = 0;
+    for (int w = 0; w < O.workers; w++)
+        if (shared[w].close_code)
+            close_code = shared[w].close_code;
+#define PCTS(h) pct_ms(h, hist_total(h), 0.50), pct_ms(h, hist_total(h), 0.99), \
+                pct_ms(h, hist_total(h), 1.0)
+    double jr[3] = {PCTS(hist_reply)}, js[3] = {PCTS(hist_state)};
+    double hs[3] = {PCTS(hb_hist[HB_STORM])}, hbase[3] = {PCTS(hb_hist[HB_BASE])};
+#undef PCTS
+
+    printf("joins: %llu replied, %llu failed of %d; written at %d/s from t0, the last at "
+           "+%.3f s (worst lateness %.2f ms)\n", (unsigned long long)joined,
+           (unsigned long long)failed, O.conns, O.rate, last_join_s, (double)late_max / 1e6);
+    printf("convergence: %llu of %d views complete (%s); the last at +%.3f s, %.0f ms after "
+           "the last join\n", (unsigned long long)conv, O.conns, ended, conv_s, delay_ms);
+    printf("frames to the %d clients: presence_state %llu (%.1f MB), presence_diff %llu "
+           "(%.1f MB), other %llu (%.1f MB); %llu frames, %.1f MB on the wire\n", O.conns,
+           (unsigned long long)frames[K_STATE], (double)bytes[K_STATE] / 1e6,
+           (unsigned long long)frames[K_DIFF], (double)bytes[K_DIFF] / 1e6,
+           (unsigned long long)frames[K_OTHER], (double)bytes[K_OTHER] / 1e6,
+           (unsigned long long)nframes, (double)wire / 1e6);
+    printf("views: %llu redundant joins (key already present), %llu leaves, %llu foreign keys, "
+           "%llu out of order, %llu presence_state without the joiner itself; %llu complete at "
+           "the end\n", (unsigned long long)redundant, (unsigned long long)leaves,
+           (unsigned long long)foreign, (unsigned long long)disorder, (unsigned long long)no_self,
+           (unsigned long long)complete);
+    printf("CPU over the %.0f ms from t0 to convergence: server %.0f ms, clients (%d workers) "
+           "%.0f ms (user %.0f ms), parent (heartbeats, sampling) %.0f ms; machine busy %.0f %% "
+           "of %ld cores; the server waited %.0f ms for a CPU\n", window_ms, srv_ms, O.workers,
+           client_ms, client_user_ms, parent_ms, busy_pct, sysconf(_SC_NPROCESSORS_ONLN),
+           runq_ms);
+    printf("join latency (write -> reply): p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+           "(write -> presence_state read): p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", jr[0], jr[1],
+           jr[2], js[0], js[1], js[2]);
+    printf("heartbeat round trip every %d ms on an unjoined socket: idle p50 %.2f / p99 %.2f / "
+           "max %.2f ms (%llu); during the storm p50 %.2f / p99 %.2f / max %.2f ms (%llu of "
+           "%llu answered)\n", O.hb_ms, hbase[0], hbase[1], hbase[2],
+           (unsigned long long)hb_answered[HB_BASE], hs[0], hs[1], hs[2],
+           (unsigned long long)hb_answered[HB_STORM], (unsigned long long)hb_sent[HB_STORM]);
+    for (int k = 0; k < 2; k++)
+        printf("probe join into the full room (%s state): reply %.2f ms, presence_state of %u "
+               "keys read %.2f ms, longest heartbeat meanwhile %.2f ms\n",
+               k ? "cached" : "uncached", pr[k].reply_ms, pr[k].keys, pr[k].state_ms,
+               pr[k].hb_max_ms);
+    printf("chat message after the storm: delivered to %llu of %d clients in %.1f ms\n",
+           (unsigned long long)after, O.conns, msg_ms);
+    printf("server VmRSS: %ld kB before, %ld kB connected, %ld kB at the end, VmHWM %ld kB; "
+           "closed by server %llu (last close code %d), bad frames %llu\n", rss0, rss_conn,
+           rss_end, hwm, (unsigned long long)closed, close_code, (unsigned long long)bad);
+    printf("RESULT mode=presence conns=%d rate=%d workers=%d joined=%llu failed=%llu "
+           "closed=%llu close_code=%d bad=%llu ended=%s converged=%llu complete_end=%llu "
+           "last_join_s=%.3f conv_s=%.3f conv_delay_ms=%.0f join_late_max_ms=%.2f "
+           "state_frames=%llu state_bytes=%llu diff_frames=%llu diff_bytes=%llu "
+           "other_frames=%llu other_bytes=%llu frames=%llu wire_bytes=%llu redundant=%llu "
+           "leaves=%llu foreign=%llu disorder=%llu no_self=%llu window_ms=%.0f server_cpu_ms=%.0f "
+           "client_cpu_ms=%.0f client_user_ms=%.0f parent_cpu_ms=%.0f machine_busy_pct=%.0f "
+           "server_runq_ms=%.0f "
+           "join_p50_ms=%.2f join_p99_ms=%.2f join_max_ms=%.2f state_p50_ms=%.2f "
+           "state_p99_ms=%.2f state_max_ms=%.2f hb_base_p50_ms=%.2f hb_base_p99_ms=%.2f "
+           "hb_base_max_ms=%.2f hb_p50_ms=%.2f hb_p99_ms=%.2f hb_max_ms=%.2f hb_sent=%llu "
+           "hb_answered=%llu probe1_reply_ms=%.2f probe1_state_ms=%.2f probe1_keys=%u "
+           "probe1_hb_max_ms=%.2f probe2_reply_ms=%.2f probe2_state_ms=%.2f probe2_keys=%u "
+           "probe2_hb_max_ms=%.2f after_msg=%llu after_msg_ms=%.1f rss0_kb=%ld rss_conn_kb=%ld rss_end_kb=%ld hwm_kb=%ld\n",
+           O.conns, O.rate, O.workers, (unsigned long long)joined, (unsigned long long)failed,
+           (unsigned long long)closed, close_code, (unsigned long long)bad, ended,
+           (unsigned long long)conv, (unsigned long long)complete, last_join_s, conv_s, delay_ms,
+           (double)late_max / 1e6, (unsigned long long)frames[K_STATE],
+           (unsigned long long)bytes[K_STATE], (unsigned long long)frames[K_DIFF],
+           (unsigned long long)bytes[K_DIFF], (unsigned long long)frames[K_OTHER],
+           (unsigned long long)bytes[K_OTHER], (unsigned long long)nframes,
+           (unsigned long long)wire, (unsigned long long)redundant, (unsigned long long)leaves,
+           (unsigned long long)foreign, (unsigned long long)disorder, (unsigned long long)no_self,
+           window_ms, srv_ms,
+           client_ms, client_user_ms, parent_ms, busy_pct, runq_ms, jr[0], jr[1], jr[2], js[0], js[1], js[2], hbase[0],
+           hbase[1], hbase[2], hs[0], hs[1], hs[2], (unsigned long long)hb_sent[HB_STORM],
+           (unsigned long long)hb_answered[HB_STORM], pr[0].reply_ms, pr[0].state_ms,
+           pr[0].keys, pr[0].hb_max_ms, pr[1].reply_ms, pr[1].state_ms, pr[1].keys,
+           pr[1].hb_max_ms, (unsigned long long)after, msg_ms, rss0, rss_conn, rss_end, hwm);
+    return converged && complete == (uint64_t)O.conns && after == (uint64_t)O.conns && !failed &&
+                   !closed && !bad
+               ? 0
+               : 1;
+}
+
 int main(int argc, char **argv) {
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     rng_state = now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
     bcast_prefix_len = (size_t)snprintf(bcast_prefix, sizeof bcast_prefix,
                                         "[null,null,\"%s\",\"msg\",{\"b\":\"", O.topic);
+    state_prefix_len = (size_t)snprintf(state_prefix, sizeof state_prefix,
+                                        "[null,null,\"%s\",\"presence_state\",", O.topic);
+    diff_prefix_len = (size_t)snprintf(diff_prefix, sizeof diff_prefix,
+                                       "[null,null,\"%s\",\"presence_diff\",", O.topic);
+    presence = !strcmp(O.mode, "presence");
     if (O.server_pid)
         status_kb("VmRSS"); /* fail early on a wrong pid */
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1297,5 +2008,7 @@ int main(int argc, char **argv) {
            O.port, O.workers);
     static wstat_t parent_stats; /* until the publisher's own slot is set */
     ST = &parent_stats;
+    if (presence)
+        return run_presence();
     return !strcmp(O.mode, "idle") ? run_idle() : run_fanout();
 }

@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# bench/run.sh -- run the Parley connection-memory and fan-out benchmark by
-# hand (it is not a ctest test) and print a Markdown report.
+# bench/run.sh -- run the Parley connection-memory, fan-out and presence
+# benchmarks by hand (they are not ctest tests) and print a Markdown report.
 #
 # Builds build/fanout_bench from bench/fanout_bench.c (the server itself must
-# already be built: build/server/parley), then runs three scenarios, each
+# already be built: build/server/parley), then runs these scenarios, each
 # against a fresh parley on an ephemeral 127.0.0.1 port with raised outbound
 # queue limits and a long idle timeout:
 #
-#   1. idle    CONNS connections join one topic and are held HOLD_S seconds
-#   2. paced   CONNS subscribers, PACED_MSGS messages, one every INTERVAL_MS
-#   3. burst   CONNS subscribers, BURST_MSGS messages back to back
+#   idle         CONNS connections join one topic and are held HOLD_S seconds
+#   paced        CONNS subscribers, PACED_MSGS messages, one every INTERVAL_MS
+#   burst        CONNS subscribers, BURST_MSGS messages back to back
+#   presence     PRESENCE_CONNS users join one presence room at PRESENCE_RATE
+#                joins/s; every client's view must hold all of them within
+#                PRESENCE_DELAY_MS of the last join, with the server's peak
+#                RSS under PRESENCE_RSS_MB (10^6 bytes)
+#   presence_big the same with PRESENCE_BIG users (skipped if 0)
 #
 # and prints the machine, the commit and one table per mode. See the header
 # of fanout_bench.c for what is measured and how. Every process started here
 # is stopped by its PID (the bench's worker processes die with it), and the
 # scratch directory is removed on exit unless KEEP=1.
 #
-# Settings (environment): CONNS=10000 WORKERS=2 PACED_MSGS=20 INTERVAL_MS=250
-# BURST_MSGS=200 PAYLOAD=100 HOLD_S=5 PARLEY=build/server/parley KEEP=0
+# Settings (environment): SCENARIOS="idle paced burst presence presence_big"
+# CONNS=10000 WORKERS=2 PACED_MSGS=20 INTERVAL_MS=250 BURST_MSGS=200
+# PAYLOAD=100 HOLD_S=5 PRESENCE_CONNS=2000 PRESENCE_BIG=10000 PRESENCE_RATE=500
+# PRESENCE_DELAY_MS=1000 PRESENCE_RSS_MB=50 PARLEY=build/server/parley KEEP=0
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,6 +38,13 @@ INTERVAL_MS=${INTERVAL_MS:-250}
 BURST_MSGS=${BURST_MSGS:-200}
 PAYLOAD=${PAYLOAD:-100}
 HOLD_S=${HOLD_S:-5}
+PRESENCE_CONNS=${PRESENCE_CONNS:-2000}
+PRESENCE_BIG=${PRESENCE_BIG:-10000}
+PRESENCE_RATE=${PRESENCE_RATE:-500}
+PRESENCE_DELAY_MS=${PRESENCE_DELAY_MS:-1000}
+PRESENCE_RSS_MB=${PRESENCE_RSS_MB:-50}
+SCENARIOS=${SCENARIOS:-idle paced burst presence presence_big}
+[ "$PRESENCE_BIG" != 0 ] || SCENARIOS=${SCENARIOS//presence_big/}
 KEEP=${KEEP:-0}
 SERVER_OPTS=(--out-queue-msgs 10000 --out-queue-bytes 16777216 --idle-timeout 3600)
 
@@ -67,7 +81,7 @@ mkdir -p "$BUILD"
 cc -O2 -std=c11 -Wall -o "$BENCH" "$ROOT/bench/fanout_bench.c"
 
 # 10k sockets in the server and 10k in the clients: raise the soft limit.
-need=$((CONNS + 200))
+need=$(( (CONNS > PRESENCE_BIG ? CONNS : PRESENCE_BIG) + 200 ))
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
     ulimit -n "$need" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need" ] ||
@@ -144,11 +158,27 @@ busy_now() {
 BG_BUSY=$(busy_now)
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
-scenario idle idle --conns "$CONNS" --workers "$WORKERS" --hold-s "$HOLD_S"
-scenario paced fanout --conns "$CONNS" --workers "$WORKERS" --messages "$PACED_MSGS" \
-    --interval-ms "$INTERVAL_MS" --payload "$PAYLOAD"
-scenario burst fanout --conns "$CONNS" --workers "$WORKERS" --messages "$BURST_MSGS" \
-    --burst --payload "$PAYLOAD"
+ran() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+if ran idle; then
+    scenario idle idle --conns "$CONNS" --workers "$WORKERS" --hold-s "$HOLD_S"
+fi
+if ran paced; then
+    scenario paced fanout --conns "$CONNS" --workers "$WORKERS" --messages "$PACED_MSGS" \
+        --interval-ms "$INTERVAL_MS" --payload "$PAYLOAD"
+fi
+if ran burst; then
+    scenario burst fanout --conns "$CONNS" --workers "$WORKERS" --messages "$BURST_MSGS" \
+        --burst --payload "$PAYLOAD"
+fi
+if ran presence; then
+    scenario presence presence --conns "$PRESENCE_CONNS" --workers "$WORKERS" \
+        --rate "$PRESENCE_RATE"
+fi
+if ran presence_big; then
+    scenario presence_big presence --conns "$PRESENCE_BIG" --workers "$WORKERS" \
+        --rate "$PRESENCE_RATE"
+fi
 
 # ---- the report (stdout) ----
 rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -157,37 +187,83 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 
 cat <<EOF
 
-## Parley fan-out benchmark ($DATE)
+## Parley fan-out and presence benchmark ($DATE)
 
 - commit: \`$rev\`${dirty:+ (working tree has uncommitted changes)}; server binary built $(date -u -r "$PARLEY" +%Y-%m-%dT%H:%M:%SZ)
 - kernel \`$(uname -r)\`, nproc $(nproc), CPU: ${cpu:-unknown}
 - machine CPU busy before the runs (1 s sample): ${BG_BUSY} %
 - server: \`parley --listen 127.0.0.1:0 ${SERVER_OPTS[*]}\`, a fresh one per scenario
-- clients: \`fanout_bench\` with $WORKERS worker processes for the subscribers, the publisher in the parent, on the same machine
+- clients: \`fanout_bench\` with $WORKERS worker processes for the subscribers, the publisher (presence: the heartbeat and probe sockets) in the parent, on the same machine
+EOF
+
+if ran idle; then
+    cat <<EOF
 
 ### Idle connections: server memory
 
 | Scenario | Joined / failed | Connect + join time | Server CPU to connect + join | Server RSS before | RSS after all joined | RSS per connection | Server CPU over ${HOLD_S} s hold | Closed by server |
 |---|---|---|---|---|---|---|---|---|
 | idle, $(get idle conns) connections | $(get idle joined) / $(get idle failed) | $(get idle join_s) s | $(get idle server_cpu_join_ms) ms | $(mb "$(get idle rss0_kb)") | $(mb "$(get idle rss1_kb)") | $(get idle rss_per_conn_b) B | $(get idle server_cpu_hold_ms) ms | $(get idle closed) |
+EOF
+fi
 
-### Fan-out: one publisher, one topic
+fanout=()
+for s in paced burst; do if ran $s; then fanout+=("$s"); fi; done
+if [ ${#fanout[@]} != 0 ]; then
+    printf '\n### Fan-out: one publisher, one topic\n\n'
+    echo "| Scenario | Deliveries received / expected | Wall time, first send to last delivery | Server CPU | Server CPU per delivery | Bench CPU ($WORKERS workers + publisher) | Bench CPU per delivery | Latency send to read p50 / p99 / max | Out of order / server closes / slow-consumer closes | Machine CPU busy, of it server + bench | Server RSS joined → peak |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for s in "${fanout[@]}"; do
+        if [ "$s" = paced ]; then
+            label="$(get $s subs) subs × $(get $s messages) msgs, every $(get $s interval_ms) ms"
+        else
+            label="$(get $s subs) subs × $(get $s messages) msgs, burst"
+        fi
+        echo "| $label | $(get $s received) / $(get $s expected) | $(get $s wall_s) s | $(get $s server_cpu_ms) ms | $(get $s server_us_per_delivery) µs | $(get $s bench_cpu_ms) ms | $(get $s bench_us_per_delivery) µs | $(get $s lat_p50_ms) / $(get $s lat_p99_ms) / $(get $s lat_max_ms) ms | $(get $s gaps) / $(get $s closed) / $(metric $s parley_slow_consumer_disconnects_total) | $(get $s machine_busy_pct) %, $(get $s ours_pct) % | $(mb "$(get $s rss_joined_kb)") → $(mb "$(get $s hwm_kb)") |"
+    done
+fi
+
+# mbytes <bytes>: in MB (10^6 bytes), one decimal.
+mbytes() { awk -v b="$1" 'BEGIN { if (b == "?") print "?"; else printf "%.1f MB", b / 1e6 }'; }
+
+# presence_verdict <scenario>: the target met or not, and why.
+presence_verdict() {
+    awk -v n="$(get "$1" conns)" -v conv="$(get "$1" converged)" \
+        -v d="$(get "$1" conv_delay_ms)" -v dl="$PRESENCE_DELAY_MS" \
+        -v hwm="$(get "$1" hwm_kb)" -v lim="$PRESENCE_RSS_MB" 'BEGIN {
+        ok_conv = conv == n && d != "?" && d + 0 >= 0 && d + 0 <= dl
+        ok_rss = hwm != "?" && hwm * 1024 < lim * 1e6
+        printf "%s: views %s, peak RSS %s", ok_conv && ok_rss ? "**met**" : "**not met**",
+            conv != n ? "incomplete" : (ok_conv ? "within " : "later than ") dl " ms",
+            (ok_rss ? "under " : "not under ") lim " MB" }'
+}
+
+presence=()
+for s in presence presence_big; do if ran $s; then presence+=("$s"); fi; done
+if [ ${#presence[@]} != 0 ]; then
+    cat <<EOF
+
+### Presence: a join storm into one room
+
+Target: users joining one room at $PRESENCE_RATE joins/s; every client's presence view holds all of them within $PRESENCE_DELAY_MS ms of the last join; server peak RSS under $PRESENCE_RSS_MB MB (10^6 bytes).
 
 EOF
-echo "| Scenario | Deliveries received / expected | Wall time, first send to last delivery | Server CPU | Server CPU per delivery | Bench CPU ($WORKERS workers + publisher) | Bench CPU per delivery | Latency send to read p50 / p99 / max | Out of order / server closes / slow-consumer closes | Machine CPU busy, of it server + bench | Server RSS joined → peak |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
-for s in paced burst; do
-    if [ "$s" = paced ]; then
-        label="$(get $s subs) subs × $(get $s messages) msgs, every $(get $s interval_ms) ms"
-    else
-        label="$(get $s subs) subs × $(get $s messages) msgs, burst"
-    fi
-    echo "| $label | $(get $s received) / $(get $s expected) | $(get $s wall_s) s | $(get $s server_cpu_ms) ms | $(get $s server_us_per_delivery) µs | $(get $s bench_cpu_ms) ms | $(get $s bench_us_per_delivery) µs | $(get $s lat_p50_ms) / $(get $s lat_p99_ms) / $(get $s lat_max_ms) ms | $(get $s gaps) / $(get $s closed) / $(metric $s parley_slow_consumer_disconnects_total) | $(get $s machine_busy_pct) %, $(get $s ours_pct) % | $(mb "$(get $s rss_joined_kb)") → $(mb "$(get $s hwm_kb)") |"
-done
+    echo "| Scenario | Joined / failed / closed | Last join written (from the first) | Last view complete (from the first join) | Convergence delay after the last join | presence_state frames, bytes | presence_diff frames, bytes | All frames; bytes on the wire | Server CPU, t0 to convergence | Clients' CPU (of it user) | Machine busy | Server RSS connected → peak | Target |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for s in "${presence[@]}"; do
+        echo "| $(get $s conns) users at $(get $s rate)/s | $(get $s joined) / $(get $s failed) / $(get $s closed) | $(get $s last_join_s) s | $(get $s conv_s) s ($(get $s converged) of $(get $s conns) views: $(get $s ended)) | $(get $s conv_delay_ms) ms | $(get $s state_frames), $(mbytes "$(get $s state_bytes)") | $(get $s diff_frames), $(mbytes "$(get $s diff_bytes)") | $(get $s frames); $(mbytes "$(get $s wire_bytes)") | $(get $s server_cpu_ms) ms | $(get $s client_cpu_ms) ms ($(get $s client_user_ms) ms) | $(get $s machine_busy_pct) % | $(mb "$(get $s rss_conn_kb)") → $(mb "$(get $s hwm_kb)") | $(presence_verdict $s) |"
+    done
+    printf '\n%s\n\n' "Latencies in ms (p50 / p99 / max) during the storm, and probe joins into the full room after it:"
+    echo "| Scenario | Join write → reply | Join write → presence_state read | Heartbeat RTT, idle server | Heartbeat RTT during the storm | Probe join, uncached state: reply / state read / longest heartbeat | Probe join, cached state: reply / state read / longest heartbeat | Chat message after the storm: delivered, time to the last client | Join schedule: worst lateness |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for s in "${presence[@]}"; do
+        echo "| $(get $s conns) users at $(get $s rate)/s | $(get $s join_p50_ms) / $(get $s join_p99_ms) / $(get $s join_max_ms) | $(get $s state_p50_ms) / $(get $s state_p99_ms) / $(get $s state_max_ms) | $(get $s hb_base_p50_ms) / $(get $s hb_base_p99_ms) / $(get $s hb_base_max_ms) | $(get $s hb_p50_ms) / $(get $s hb_p99_ms) / $(get $s hb_max_ms) | $(get $s probe1_reply_ms) / $(get $s probe1_state_ms) / $(get $s probe1_hb_max_ms) ($(get $s probe1_keys) keys) | $(get $s probe2_reply_ms) / $(get $s probe2_state_ms) / $(get $s probe2_hb_max_ms) ($(get $s probe2_keys) keys) | $(get $s after_msg) of $(get $s conns), $(get $s after_msg_ms) | $(get $s join_late_max_ms) |"
+    done
+fi
 
 # Anything that did not go to plan, from the bench, the server log and /metrics.
 notes=()
-for s in idle paced burst; do
+for s in $SCENARIOS; do
     [ -s "$TMP/$s.result" ] || { notes+=("$s: no result (see the bench output above)"); continue; }
     w=$(warnings "$s")
     if [ "$w" != 0 ]; then
@@ -197,7 +273,7 @@ for s in idle paced burst; do
         notes+=("$s: bench stderr: \`$(head -1 "$TMP/$s.err")\`")
     fi
 done
-for s in paced burst; do
+for s in ${fanout[@]+"${fanout[@]}"}; do
     [ -s "$TMP/$s.result" ] || continue
     if [ "$(get $s received)" != "$(get $s expected)" ]; then
         notes+=("$s: deliveries lost ($(get $s received) of $(get $s expected), run ended: $(get $s ended))")
@@ -209,14 +285,38 @@ for s in paced burst; do
         notes+=("$s: publisher got $(get $s pub_acks) ok replies for $(get $s messages) pushes")
     fi
 done
+for s in ${presence[@]+"${presence[@]}"}; do
+    [ -s "$TMP/$s.result" ] || continue
+    n=$(get $s conns)
+    if [ "$(get $s converged)" != "$n" ] || [ "$(get $s complete_end)" != "$n" ]; then
+        notes+=("$s: $(get $s converged) of $n views complete by the end of the storm, $(get $s complete_end) at the very end (the storm ended: $(get $s ended))")
+    fi
+    [ "$(get $s after_msg)" = "$n" ] ||
+        notes+=("$s: a chat message after the storm reached $(get $s after_msg) of $n clients")
+    for k in failed closed bad leaves foreign disorder; do
+        [ "$(get $s $k)" = 0 ] || notes+=("$s: $k = $(get $s $k)")
+    done
+    [ "$(get $s hb_sent)" = "$(get $s hb_answered)" ] ||
+        notes+=("$s: $(get $s hb_answered) of $(get $s hb_sent) heartbeats answered during the storm")
+    [ "$(get $s no_self)" = 0 ] ||
+        notes+=("$s: $(get $s no_self) of $n joiners got a presence_state without their own key (it came with the next presence_diff)")
+done
 echo
 if [ ${#notes[@]} = 0 ]; then
-    echo "No anomalies: every connection joined, every delivery arrived in order, no server warnings."
+    echo "No anomalies: every connection joined, every delivery arrived in order, every presence view completed, no server warnings."
 else
     echo "Anomalies:"
     for n in "${notes[@]}"; do echo "- $n"; done
 fi
-cat <<EOF
+if [ ${#fanout[@]} != 0 ]; then
+    cat <<EOF
 
-Server CPU is utime+stime of the parley process from /proc/<pid>/stat (10 ms ticks), from just before the first send to the last delivery; bench CPU is getrusage of the client processes over the same window, summed; both per delivery to a subscriber. RSS is VmRSS from /proc/<pid>/status. Latency is from the publisher's write to the subscriber's read (CLOCK_MONOTONIC); in the burst all messages are written at once, so it is mostly queueing. Clients and server share the machine's $(nproc) cores; "machine CPU busy" is all cores over the fan-out window from /proc/stat, and the difference from the server + bench share is other processes.
+Fan-out: server CPU is utime+stime of the parley process from /proc/<pid>/stat (10 ms ticks), from just before the first send to the last delivery; bench CPU is getrusage of the client processes over the same window, summed; both per delivery to a subscriber. RSS is VmRSS from /proc/<pid>/status. Latency is from the publisher's write to the subscriber's read (CLOCK_MONOTONIC); in the burst all messages are written at once, so it is mostly queueing. Clients and server share the machine's $(nproc) cores; "machine CPU busy" is all cores over the fan-out window from /proc/stat, and the difference from the server + bench share is other processes.
 EOF
+fi
+if [ ${#presence[@]} != 0 ]; then
+    cat <<EOF
+
+Presence: all connections are upgraded first (not measured); then connection i writes its phx_join with {"user": "u<i>", "name": "User <i>"} at t0 + i / rate, open loop. Each client keeps its own view: presence_state, then every presence_diff applied on top, as a bitmap of the user indexes scanned out of the JSON keys. A client has converged when its view first holds every user; "last view complete" is the read time of the frame that completed the last client's view, and the delay is counted from the write of the last phx_join. Frames and bytes are the WebSocket payloads received by the storm's clients ("other" frames are the join replies); "on the wire" is every byte read from their sockets. Server CPU is utime+stime from /proc/<pid>/stat (10 ms ticks) between t0 and convergence; the clients' CPU is getrusage of the worker processes from t0 to their last client's convergence (user time is the parsing and bookkeeping; the rest is the kernel's receive path). Heartbeats go on one extra socket that joins nothing, one at a time, every 5 ms or as soon as the previous one is answered if that is later: for 1 s on the idle server, then through the storm; a slow round trip means the server's loop was busy with something else. After the storm two probe sockets join the full room without a "user" (untracked, so no diff follows): the first finds no cached presence_state, the second gets the first one's; meanwhile heartbeats go every 1 ms. Then one probe pushes a chat message, which every client must receive: a check that no socket was left with frames it never got. Peak RSS is the server's VmHWM. Server, clients and anything else running share the machine's $(nproc) cores.
+EOF
+fi
