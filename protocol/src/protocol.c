@@ -157,6 +157,49 @@ int proto_encode(proto_format_t format, proto_buf_t *out, const char *join_ref,
     return rc;
 }
 
+int proto_encode_json_payload(proto_format_t format, proto_buf_t *out, const char *join_ref,
+                              const char *ref, const char *topic, const char *event,
+                              const char *payload_json, size_t len) {
+    size_t mark = out->len;
+    int rc;
+    if (format == PROTO_V2_JSON) {
+        rc = append_lit(out, "[");
+        rc = rc ? rc : append_opt_string(out, join_ref);
+        rc = rc ? rc : append_lit(out, ",");
+        rc = rc ? rc : append_opt_string(out, ref);
+        rc = rc ? rc : append_lit(out, ",");
+        rc = rc ? rc : proto_json_append_string(out, topic);
+        rc = rc ? rc : append_lit(out, ",");
+        rc = rc ? rc : proto_json_append_string(out, event);
+        rc = rc ? rc : append_lit(out, ",");
+        rc = rc ? rc : proto_buf_append(out, payload_json, len);
+        rc = rc ? rc : append_lit(out, "]");
+    } else if (format == PROTO_V1_JSON) {
+        rc = append_lit(out, "{\"topic\":");
+        rc = rc ? rc : proto_json_append_string(out, topic);
+        rc = rc ? rc : append_lit(out, ",\"event\":");
+        rc = rc ? rc : proto_json_append_string(out, event);
+        rc = rc ? rc : append_lit(out, ",\"payload\":");
+        rc = rc ? rc : proto_buf_append(out, payload_json, len);
+        rc = rc ? rc : append_lit(out, ",\"ref\":");
+        rc = rc ? rc : append_opt_string(out, ref);
+        rc = rc ? rc : append_lit(out, "}");
+    } else {
+        rc = PROTO_EVSN;
+    }
+    if (rc)
+        out->len = mark;
+    return rc;
+}
+
+int proto_buf_append_json_string(proto_buf_t *out, const char *s) {
+    return proto_json_append_string(out, s);
+}
+
+int proto_buf_append_json_value(proto_buf_t *out, const json_t *v) {
+    return proto_json_append_value(out, v);
+}
+
 int proto_encode_reply(proto_format_t format, proto_buf_t *out, const char *join_ref,
                        const char *ref, const char *topic, const char *status,
                        const json_t *response) {

@@ -57,6 +57,15 @@ frame_t *frame_encode(proto_format_t format, const char *join_ref, const char *r
     return finish(format);
 }
 
+frame_t *frame_encode_json(proto_format_t format, const char *join_ref, const char *ref,
+                           const char *topic, const char *event, const char *payload_json,
+                           size_t len) {
+    if (begin() || proto_encode_json_payload(format, &scratch, join_ref, ref, topic, event,
+                                             payload_json, len))
+        return NULL;
+    return finish(format);
+}
+
 frame_t *frame_encode_reply(proto_format_t format, const char *join_ref, const char *ref,
                             const char *topic, const char *status, const json_t *response) {
     if (begin() ||

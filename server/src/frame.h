@@ -23,6 +23,11 @@ typedef struct frame {
 frame_t *frame_encode(proto_format_t format, const char *join_ref, const char *ref,
                       const char *topic, const char *event, const json_t *payload);
 
+/* The same with a payload that is already JSON text (V1 and V2 only). */
+frame_t *frame_encode_json(proto_format_t format, const char *join_ref, const char *ref,
+                           const char *topic, const char *event, const char *payload_json,
+                           size_t len);
+
 /* The same for a phx_reply with {"status": status, "response": response}. */
 frame_t *frame_encode_reply(proto_format_t format, const char *join_ref, const char *ref,
                             const char *topic, const char *status, const json_t *response);

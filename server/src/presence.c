@@ -198,20 +198,102 @@ static json_t *build_state(const char *topic) {
     return state;
 }
 
+/* Orders by key; within a key, entries keep their order in the topic list
+ * (the `order` array holds each entry's position), as the tree path does. */
+typedef struct keyed {
+    crdt_entry_t *e;
+    size_t order;
+} keyed_t;
+
+#define LIT(out, s) proto_buf_append((out), (s), sizeof(s) - 1)
+
+static int cmp_key(const void *a, const void *b) {
+    const keyed_t *x = a, *y = b;
+    int c = strcmp(x->e->key, y->e->key);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* presence_state as JSON text, for the JSON serializers, written straight
+ * from the entries (no jansson tree: this is the cost that grows with the
+ * room). Entries are sorted by key so that each key's metas are adjacent. */
+static int state_text(const char *topic, proto_buf_t *out) {
+    crdt_topic_t *t = crdt_topic(crdt, topic);
+    size_t n = 0, cap = t ? t->visible : 0;
+    keyed_t *kv = cap ? malloc(cap * sizeof *kv) : NULL;
+    crdt_entry_t *e;
+    if (cap && !kv)
+        return -1;
+    if (t) {
+        DL_FOREACH2(t->entries, e, tnext) {
+            if (e->replica->status == CRDT_UP && n < cap) {
+                kv[n].e = e;
+                kv[n].order = n;
+                n++;
+            }
+        }
+    }
+    if (n)
+        qsort(kv, n, sizeof *kv, cmp_key);
+    int rc = LIT(out, "{");
+    char ref[128];
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        e = kv[i].e;
+        if (i == 0 || strcmp(e->key, kv[i - 1].e->key) != 0) {
+            if (i)
+                rc = LIT(out, "]},");
+            rc = rc ? rc : proto_buf_append_json_string(out, e->key);
+            rc = rc ? rc : LIT(out, ":{\"metas\":[");
+        } else {
+            rc = LIT(out, ",");
+        }
+        /* The meta, with phx_ref (and phx_ref_prev) added before its '}'. */
+        size_t mark = out->len;
+        rc = rc ? rc : proto_buf_append_json_value(out, e->meta);
+        if (rc)
+            break;
+        out->len--; /* the closing '}' */
+        if (out->len > mark + 1)
+            rc = LIT(out, ",");
+        rc = rc ? rc : LIT(out, "\"phx_ref\":");
+        rc = rc ? rc : proto_buf_append_json_string(out, crdt_ref(e, e->clock, ref, sizeof ref));
+        if (!rc && e->prev_clock) {
+            rc = LIT(out, ",\"phx_ref_prev\":");
+            rc = rc ? rc : proto_buf_append_json_string(out, crdt_ref(e, e->prev_clock, ref, sizeof ref));
+        }
+        rc = rc ? rc : LIT(out, "}");
+    }
+    if (!rc && n)
+        rc = LIT(out, "]}");
+    rc = rc ? rc : LIT(out, "}");
+    free(kv);
+    return rc;
+}
+
+static frame_t *state_frame(proto_format_t format, const char *topic) {
+    if (format == PROTO_MSGPACK) {
+        json_t *state = build_state(topic);
+        frame_t *f = state ? frame_encode(format, NULL, NULL, topic, "presence_state", state) : NULL;
+        json_decref(state);
+        return f;
+    }
+    proto_buf_t text;
+    proto_buf_init(&text);
+    frame_t *f = NULL;
+    if (state_text(topic, &text) == 0)
+        f = frame_encode_json(format, NULL, NULL, topic, "presence_state", (const char *)text.data,
+                              text.len);
+    proto_buf_free(&text);
+    return f;
+}
+
 static void push_state(session_t *s, const char *topic) {
     ptopic_t *pt = ptopic_get(topic, 1);
     if (!pt)
         return;
     frame_t **f = &pt->state[s->format];
-    if (!*f) {
-        json_t *state = build_state(topic);
-        if (state)
-            *f = frame_encode(s->format, NULL, NULL, topic, "presence_state", state);
-        json_decref(state);
-        if (!*f) {
-            plog(LOG_ERROR, "presence_state_failed", "reason=\"out of memory\"");
-            return;
-        }
+    if (!*f && !(*f = state_frame(s->format, topic))) {
+        plog(LOG_ERROR, "presence_state_failed", "reason=\"out of memory\"");
+        return;
     }
     session_enqueue(s, *f);
 }
@@ -251,12 +333,14 @@ void presence_joined(session_t *s, const char *topic, const json_t *payload) {
     if (!crdt || !presence_enabled(topic))
         return;
     const char *user = join_user(s, payload);
+    crdt_entry_t *e = NULL;
     if (user) {
         json_t *meta = make_meta(payload, (json_int_t)time(NULL));
-        if (!meta || !crdt_join(crdt, s->id, topic, user, meta))
+        if (!meta || !(e = crdt_join(crdt, s->id, topic, user, meta)))
             plog(LOG_ERROR, "presence_track_failed", "reason=\"out of memory\"");
         json_decref(meta);
     }
+    (void)e;
     push_state(s, topic);
 }
 

@@ -109,6 +109,17 @@ int proto_encode(proto_format_t format, proto_buf_t *out, const char *join_ref,
                  const char *ref, const char *topic, const char *event,
                  const json_t *payload);
 
+/* Encodes a message whose payload is already JSON text (payload_json, len
+ * bytes, one JSON object). V1 and V2 only; PROTO_EVSN for MessagePack. Lets
+ * a caller that builds a large payload as text skip the jansson tree. */
+int proto_encode_json_payload(proto_format_t format, proto_buf_t *out, const char *join_ref,
+                              const char *ref, const char *topic, const char *event,
+                              const char *payload_json, size_t len);
+
+/* Appends s as a JSON string literal, and v as compact JSON. */
+int proto_buf_append_json_string(proto_buf_t *out, const char *s);
+int proto_buf_append_json_value(proto_buf_t *out, const json_t *v);
+
 /* Encodes a phx_reply: payload {"status": status, "response": response}. */
 int proto_encode_reply(proto_format_t format, proto_buf_t *out, const char *join_ref,
                        const char *ref, const char *topic, const char *status,
