@@ -289,6 +289,7 @@ static void peer_forget(peer_t *p) {
 /* Asks node `to` (or every node, when NULL) for its full state. */
 static void send_state_request(const char *to) {
     json_t *empty = json_object();
+    metrics.presence_syncs++;
     if (to) {
         char chan[128];
         snprintf(chan, sizeof chan, CHAN_PREFIX "n:%s", to);
@@ -304,7 +305,6 @@ static void request_state_from(peer_t *p, double now) {
     if (now - p->last_request < 1.0)
         return;
     p->last_request = now;
-    metrics.presence_syncs++;
     send_state_request(p->id);
 }
 

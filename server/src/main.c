@@ -16,6 +16,7 @@
 #include "cluster.h"
 #include "config.h"
 #include "http.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "presence.h"
@@ -109,9 +110,9 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
     http_stopping = 1;
     plog(LOG_INFO, "stopping", "signal=%d connections=%llu", w->signum,
          (unsigned long long)metrics.connections);
-    /* New connections are refused from here on (see transport.c); the
-     * listening socket itself stays open until exit, because lws 4.1's
-     * lws_context_deprecate() uses the listener after freeing it. */
+    /* New connections are refused from here on (with --reuseport, they go
+     * to the other nodes on the port). */
+    listener_stop();
     session_close_all(CLOSE_GOING_AWAY, "server shutting down");
     stop_deadline = ev_now(loop) + (double)config.shutdown_grace;
     ev_timer_init(&stop_timer, on_stop_tick, 0.02, 0.02);
@@ -208,15 +209,12 @@ int main(int argc, char **argv) {
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.port = port;
-    info.iface = host;
+    /* lws serves the connections we accept (listener.c), with no listening
+     * socket of its own. */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;
     info.mounts = mounts;
-    info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(host, ':') == NULL);
-    /* Several nodes on one port, the kernel spreading connections over
-     * them: the way to use every core, and to pass the descriptor limit. */
-    if (config.reuseport)
-        info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+    info.options = LWS_SERVER_OPTION_LIBEV;
     info.foreign_loops = foreign_loops;
     info.count_threads = 1;
 
@@ -227,7 +225,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     struct lws_vhost *vh = lws_get_vhost_by_name(context, "default");
-    int bound = vh ? lws_get_vhost_listen_port(vh) : port;
+    /* With --reuseport 1 several nodes share the port, the kernel spreading
+     * new connections over them: the way to use every core and to pass the
+     * per-process descriptor limit. */
+    int bound = vh ? listener_start(host, port, (int)config.reuseport, vh) : -1;
     if (bound <= 0) {
         plog(LOG_ERROR, "startup_failed", "reason=\"cannot listen\" listen=%s", config.listen);
         lws_context_destroy(context);
@@ -258,6 +259,7 @@ int main(int argc, char **argv) {
     ev_timer_stop(loop, &flush_timer);
     ev_signal_stop(loop, &sigterm_watcher);
     ev_signal_stop(loop, &sigint_watcher);
+    listener_stop();
     lws_context_destroy(context);
     presence_shutdown();
     plog(LOG_INFO, "stopped", NULL);

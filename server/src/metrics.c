@@ -23,6 +23,7 @@ static const char *const err_names[ERR_NKINDS] = {
     [ERR_RESERVED_EVENT] = "reserved_event",
     [ERR_STALE_JOIN_REF] = "stale_join_ref",
     [ERR_PRESENCE] = "presence",
+    [ERR_ADOPT] = "adopt",
 };
 
 const char *err_kind_name(err_kind_t kind) {
@@ -59,7 +60,7 @@ static const metric_row_t rows[] = {
      &metrics.presence_diffs},
     {"parley_presence_entries", "gauge", "Presence entries held, from every node.",
      &metrics.presence_entries},
-    {"parley_presence_syncs_total", "counter", "Full presence states requested from peers.",
+    {"parley_presence_syncs_total", "counter", "Requests for peers' full presence state (one peer, or all).",
      &metrics.presence_syncs},
     {"parley_redis_published_total", "counter", "Envelopes published to Redis.",
      &metrics.redis_published},

@@ -25,6 +25,7 @@ typedef enum err_kind {
     ERR_RESERVED_EVENT,
     ERR_STALE_JOIN_REF,
     ERR_PRESENCE,           /* invalid user or meta, update of an untracked connection */
+    ERR_ADOPT,              /* an accepted socket lws could not take on (out of descriptors?) */
     ERR_NKINDS
 } err_kind_t;
 
