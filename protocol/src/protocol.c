@@ -116,51 +116,12 @@ static int append_opt_string(proto_buf_t *out, const char *s) {
     return s ? proto_json_append_string(out, s) : append_lit(out, "null");
 }
 
-int proto_encode(proto_format_t format, proto_buf_t *out, const char *join_ref,
-                 const char *ref, const char *topic, const char *event,
-                 const json_t *payload) {
-    size_t mark = out->len;
-    int rc;
-    switch (format) {
-    case PROTO_V2_JSON:
-        rc = append_lit(out, "[");
-        rc = rc ? rc : append_opt_string(out, join_ref);
-        rc = rc ? rc : append_lit(out, ",");
-        rc = rc ? rc : append_opt_string(out, ref);
-        rc = rc ? rc : append_lit(out, ",");
-        rc = rc ? rc : proto_json_append_string(out, topic);
-        rc = rc ? rc : append_lit(out, ",");
-        rc = rc ? rc : proto_json_append_string(out, event);
-        rc = rc ? rc : append_lit(out, ",");
-        rc = rc ? rc : proto_json_append_value(out, payload);
-        rc = rc ? rc : append_lit(out, "]");
-        break;
-    case PROTO_V1_JSON: /* V1 carries no join_ref on the wire. */
-        rc = append_lit(out, "{\"topic\":");
-        rc = rc ? rc : proto_json_append_string(out, topic);
-        rc = rc ? rc : append_lit(out, ",\"event\":");
-        rc = rc ? rc : proto_json_append_string(out, event);
-        rc = rc ? rc : append_lit(out, ",\"payload\":");
-        rc = rc ? rc : proto_json_append_value(out, payload);
-        rc = rc ? rc : append_lit(out, ",\"ref\":");
-        rc = rc ? rc : append_opt_string(out, ref);
-        rc = rc ? rc : append_lit(out, "}");
-        break;
-    case PROTO_MSGPACK:
-        rc = proto_msgpack_encode(out, join_ref, ref, topic, event, payload);
-        break;
-    default:
-        rc = PROTO_EVSN;
-    }
-    if (rc)
-        out->len = mark;
-    return rc;
-}
-
-int proto_encode_json_payload(proto_format_t format, proto_buf_t *out, const char *join_ref,
-                              const char *ref, const char *topic, const char *event,
-                              const char *payload_json, size_t len) {
-    size_t mark = out->len;
+/* The JSON envelope around a payload given either as a jansson value or as
+ * JSON text (raw, rawlen). V1 carries no join_ref on the wire. */
+static int encode_json(proto_format_t format, proto_buf_t *out, const char *join_ref,
+                       const char *ref, const char *topic, const char *event,
+                       const json_t *payload, const char *raw, size_t rawlen) {
+#define PAYLOAD() (raw ? proto_buf_append(out, raw, rawlen) : proto_json_append_value(out, payload))
     int rc;
     if (format == PROTO_V2_JSON) {
         rc = append_lit(out, "[");
@@ -172,7 +133,7 @@ int proto_encode_json_payload(proto_format_t format, proto_buf_t *out, const cha
         rc = rc ? rc : append_lit(out, ",");
         rc = rc ? rc : proto_json_append_string(out, event);
         rc = rc ? rc : append_lit(out, ",");
-        rc = rc ? rc : proto_buf_append(out, payload_json, len);
+        rc = rc ? rc : PAYLOAD();
         rc = rc ? rc : append_lit(out, "]");
     } else if (format == PROTO_V1_JSON) {
         rc = append_lit(out, "{\"topic\":");
@@ -180,13 +141,34 @@ int proto_encode_json_payload(proto_format_t format, proto_buf_t *out, const cha
         rc = rc ? rc : append_lit(out, ",\"event\":");
         rc = rc ? rc : proto_json_append_string(out, event);
         rc = rc ? rc : append_lit(out, ",\"payload\":");
-        rc = rc ? rc : proto_buf_append(out, payload_json, len);
+        rc = rc ? rc : PAYLOAD();
         rc = rc ? rc : append_lit(out, ",\"ref\":");
         rc = rc ? rc : append_opt_string(out, ref);
         rc = rc ? rc : append_lit(out, "}");
     } else {
         rc = PROTO_EVSN;
     }
+#undef PAYLOAD
+    return rc;
+}
+
+int proto_encode(proto_format_t format, proto_buf_t *out, const char *join_ref,
+                 const char *ref, const char *topic, const char *event,
+                 const json_t *payload) {
+    size_t mark = out->len;
+    int rc = format == PROTO_MSGPACK
+                 ? proto_msgpack_encode(out, join_ref, ref, topic, event, payload)
+                 : encode_json(format, out, join_ref, ref, topic, event, payload, NULL, 0);
+    if (rc)
+        out->len = mark;
+    return rc;
+}
+
+int proto_encode_json_payload(proto_format_t format, proto_buf_t *out, const char *join_ref,
+                              const char *ref, const char *topic, const char *event,
+                              const char *payload_json, size_t len) {
+    size_t mark = out->len;
+    int rc = encode_json(format, out, join_ref, ref, topic, event, NULL, payload_json, len);
     if (rc)
         out->len = mark;
     return rc;
