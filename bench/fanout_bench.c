@@ -3,7 +3,7 @@
  *
  * A self-contained load client (C11 + Linux libc, no other dependencies) that
  * speaks just enough WebSocket (RFC 6455) and Phoenix Channels V2 JSON to
- * measure three things about a running parley server:
+ * measure four things about running parley servers:
  *
  *   idle    N connections each join one topic and then sit still. The
  *           server's VmRSS (/proc/<pid>/status) is read before the first
@@ -69,6 +69,36 @@
  *           Server peak RSS is VmHWM at the end, after a tail of
  *           --settle-ms that also catches late leaves or closes.
  *
+ *   crossnode  Two nodes of one cluster: node A (--port) and node B
+ *           (--port-b), both started with --redis to the same Redis.
+ *           --conns subscribers on EACH node join one topic; --publishers
+ *           connections on node A (joined too, so they get their own echo,
+ *           which is counted but not timed) send the messages open loop:
+ *           message k is due at t0 + k / --rate and goes out on publisher
+ *           k mod P as soon as it is due, whatever happened before (a late
+ *           wake-up writes everything due at once; the lateness is
+ *           reported). Its "b" body is "<publisher>:<seq>:<CLOCK_MONOTONIC
+ *           ns at the write>:" padded with x to --payload bytes. The parent
+ *           sleeps with epoll_pwait2 and a 1 us timer slack between sends.
+ *           Messages of the first --warmup-ms are sent and checked but not
+ *           timed; then --duration-s seconds are. Each subscriber keeps a
+ *           bitmap of the messages it read (a second read is a duplicate,
+ *           not timed again) and, per publisher, the next sequence number
+ *           expected (a lower one is out of order); missing = expected -
+ *           unique. Latency histograms are kept separately for node A's
+ *           subscribers (same-node delivery) and node B's (cross-node), and
+ *           per message the first and last read on each node (shared
+ *           memory, one array per worker), so the report also has per-
+ *           message differences (first B - first A ...) and the worst read
+ *           per second. With --redis-port, a tap: a plain Redis connection
+ *           in the parent SUBSCRIBEs to the topic's channel parley:t:<topic>
+ *           and times node A's MessagePack envelopes as Redis hands them out
+ *           (client -> A -> Redis), which splits B's path in two. CPU of
+ *           node A, node B and Redis (utime+stime of /proc/<pid>/stat, all
+ *           threads) and their run-queue wait (/proc/<pid>/schedstat) over
+ *           the window from the first send to the last read; --dump writes
+ *           the per-message times as CSV.
+ *
  * Layout: the parent process forks --workers worker processes that own the
  * subscriber sockets (connection i belongs to worker i mod W; each worker has
  * its own epoll loop); the parent owns the publisher socket (presence: the
@@ -123,8 +153,10 @@
 
 /* ---- options -------------------------------------------------------------- */
 
+#define MAXPUB 16 /* crossnode: publisher connections at most */
+
 typedef struct opts {
-    const char *mode;     /* "idle", "fanout" or "presence" */
+    const char *mode;     /* "idle", "fanout", "presence" or "crossnode" */
     const char *host;     /* server address (IPv4) */
     int port;
     int server_pid;       /* 0: no RSS/CPU figures */
@@ -142,21 +174,32 @@ typedef struct opts {
     int timeout_s;        /* limit for the join phase and for the fan-out */
     int rate;             /* presence: phx_join per second, all workers together */
     int hb_ms;            /* presence: heartbeat interval on the heartbeat socket */
+    /* crossnode */
+    int port_b;           /* node B's port */
+    int server_pid_b;     /* node B's process (0: no CPU figures) */
+    int redis_pid;        /* Redis' process (0: no CPU figures) */
+    int redis_port;       /* Redis' port, for the tap subscriber (0: no tap) */
+    int publishers;       /* publisher connections on node A */
+    int duration_s;       /* measured seconds of publishing */
+    int warmup_ms;        /* publishing before the measured part */
+    const char *dump;     /* per-message times to this file (NULL: none) */
 } opts_t;
 
 static opts_t O = {
     .host = "127.0.0.1", .messages = 20, .interval_ms = 250, .workers = 1,
     .payload = 100, .topic = "room:bench", .hold_s = 5, .src_ips = 1, .concurrency = 256,
-    .settle_ms = 1000, .quiet_ms = 5000, .timeout_s = 300, .rate = 500, .hb_ms = 5,
+    .settle_ms = 1000, .quiet_ms = 5000, .timeout_s = 300, .hb_ms = 5,
+    .publishers = 1, .duration_s = 10, .warmup_ms = 1000,
 };
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fanout_bench idle|fanout|presence --port P [--option value]...\n"
+            "usage: fanout_bench idle|fanout|presence|crossnode --port P [--option value]...\n"
             "  --host A           server IPv4 address (127.0.0.1)\n"
             "  --port P           server port (required)\n"
             "  --server-pid PID   server process, for VmRSS and CPU (0: skip)\n"
-            "  --conns N          subscriber connections (1000; presence 2000)\n"
+            "  --conns N          subscriber connections (1000; presence 2000;\n"
+            "                     crossnode: per node, 10)\n"
             "  --workers W        client processes for the subscribers (1)\n"
             "  --topic T          topic every connection joins (room:bench)\n"
             "  --messages M       fanout: messages published (20)\n"
@@ -170,8 +213,19 @@ static void usage(FILE *f) {
             "                     measuring; presence: also the tail after convergence (1000)\n"
             "  --quiet-ms MS      fanout: stop waiting after MS without a delivery (5000)\n"
             "  --timeout-s S      limit for the join phase and the fan-out (300)\n"
-            "  --rate R           presence: phx_join per second (500)\n"
-            "  --hb-ms MS         presence: heartbeat interval, one outstanding at a time (5)\n");
+            "  --rate R           presence: phx_join per second (500);\n"
+            "                     crossnode: messages per second, all publishers (10000)\n"
+            "  --hb-ms MS         presence: heartbeat interval, one outstanding at a time (5)\n"
+            "crossnode (--port is node A, where the publishers are):\n"
+            "  --port-b P         node B's port (required)\n"
+            "  --server-pid-b PID node B's process, for CPU (0: skip)\n"
+            "  --redis-pid PID    Redis' process, for CPU (0: skip)\n"
+            "  --redis-port P     Redis' port: a tap subscriber on the topic's channel\n"
+            "                     times the A -> Redis leg (0: no tap)\n"
+            "  --publishers P     publisher connections on node A, 1..16 (1)\n"
+            "  --duration-s S     measured seconds of publishing (10)\n"
+            "  --warmup-ms MS     publishing before that, not in the latencies (1000)\n"
+            "  --dump FILE        per-message times (ns): k,sent,firstA,lastA,firstB,lastB,tap\n");
 }
 
 static void die(const char *fmt, ...) {
@@ -198,7 +252,7 @@ static void parse_args(int argc, char **argv) {
         exit(0);
     }
     if (argc < 2 || (strcmp(argv[1], "idle") && strcmp(argv[1], "fanout") &&
-                     strcmp(argv[1], "presence"))) {
+                     strcmp(argv[1], "presence") && strcmp(argv[1], "crossnode"))) {
         usage(stderr);
         exit(2);
     }
@@ -233,14 +287,37 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--timeout-s")) O.timeout_s = int_arg(a, v, 1);
         else if (!strcmp(a, "--rate")) O.rate = int_arg(a, v, 1);
         else if (!strcmp(a, "--hb-ms")) O.hb_ms = int_arg(a, v, 1);
+        else if (!strcmp(a, "--port-b")) O.port_b = int_arg(a, v, 1);
+        else if (!strcmp(a, "--server-pid-b")) O.server_pid_b = int_arg(a, v, 0);
+        else if (!strcmp(a, "--redis-pid")) O.redis_pid = int_arg(a, v, 0);
+        else if (!strcmp(a, "--redis-port")) O.redis_port = int_arg(a, v, 0);
+        else if (!strcmp(a, "--publishers")) O.publishers = int_arg(a, v, 1);
+        else if (!strcmp(a, "--duration-s")) O.duration_s = int_arg(a, v, 1);
+        else if (!strcmp(a, "--warmup-ms")) O.warmup_ms = int_arg(a, v, 0);
+        else if (!strcmp(a, "--dump")) O.dump = v;
         else die("unknown option %s (see --help)", a);
     }
     if (!O.port)
         die("--port is required");
+    int xnode = !strcmp(O.mode, "crossnode");
     if (!O.conns)
-        O.conns = !strcmp(O.mode, "presence") ? 2000 : 1000;
-    if (O.workers > O.conns)
-        O.workers = O.conns;
+        O.conns = !strcmp(O.mode, "presence") ? 2000 : xnode ? 10 : 1000;
+    if (!O.rate)
+        O.rate = xnode ? 10000 : 500;
+    if (xnode) {
+        if (!O.port_b)
+            die("crossnode needs --port-b");
+        if (O.publishers > MAXPUB)
+            die("--publishers is at most %d", MAXPUB);
+        /* --conns is per node; the workers own both nodes' subscribers. */
+        uint64_t m = (uint64_t)O.rate * ((uint64_t)O.warmup_ms + 1000u * (uint64_t)O.duration_s) /
+                     1000u;
+        if (m < 1 || m > 50000000u)
+            die("--rate x (--warmup-ms + --duration-s) gives %llu messages", (unsigned long long)m);
+        O.messages = (int)m;
+    }
+    if (O.workers > (xnode ? 2 * O.conns : O.conns))
+        O.workers = xnode ? 2 * O.conns : O.conns;
     if (O.payload > 100000) /* the echo must fit this client's read buffer */
         die("--payload is at most 100000");
     if (O.src_ips > 254)
@@ -281,13 +358,14 @@ static uint64_t cpu_user_us_self(void) {
     return (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec;
 }
 
-/* utime+stime of the server in clock ticks, from /proc/<pid>/stat (fields
- * 14 and 15; counted after the ")" that ends the command name). -1: no pid. */
-static long long server_ticks(void) {
-    if (!O.server_pid)
+/* utime+stime of a process (all its threads) in clock ticks, from
+ * /proc/<pid>/stat (fields 14 and 15; counted after the ")" that ends the
+ * command name). -1: no pid. */
+static long long pid_ticks(int pid) {
+    if (!pid)
         return -1;
     char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", O.server_pid);
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f)
         die("cannot open %s: %s", path, strerror(errno));
@@ -305,19 +383,28 @@ static long long server_ticks(void) {
     return (long long)(ut + st);
 }
 
-/* Nanoseconds the server spent runnable but waiting for a CPU, from
- * /proc/<pid>/schedstat (second field); -1: no pid or no schedstats. */
-static long long server_runq_ns(void) {
-    if (!O.server_pid)
+static long long server_ticks(void) {
+    return pid_ticks(O.server_pid);
+}
+
+/* Nanoseconds a process (its main thread) spent runnable but waiting for a
+ * CPU, from /proc/<pid>/schedstat (second field); -1: no pid or no
+ * schedstats. */
+static long long pid_runq_ns(int pid) {
+    if (!pid)
         return -1;
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/schedstat", O.server_pid);
+    snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
     FILE *f = fopen(path, "r");
     unsigned long long run, wait;
     int ok = f && fscanf(f, "%llu %llu", &run, &wait) == 2;
     if (f)
         fclose(f);
     return ok ? (long long)wait : -1;
+}
+
+static long long server_runq_ns(void) {
+    return pid_runq_ns(O.server_pid);
 }
 
 /* A "VmRSS:" style line of /proc/<pid>/status, in kB; -1: no pid. */
@@ -340,10 +427,14 @@ static long status_kb(const char *key) {
     return kb;
 }
 
-/* Machine-wide CPU from the first line of /proc/stat, in ticks: busy (user,
- * nice, system, irq, softirq, steal) and all (busy + idle + iowait). Used to
- * show how loaded the machine was during a measurement, other processes
- * included. */
+/* Machine-wide CPU in ticks: all = elapsed time x online CPUs, busy = all -
+ * (idle + iowait) from the first line of /proc/stat. Used to show how loaded
+ * the machine was during a measurement, other processes included. Busy is
+ * not the sum of /proc/stat's user, system ... fields: those are sampled at
+ * timer ticks, and on this kind of VM (tickless idle, work that wakes in
+ * step with the tick) they were seen to read 1 % or 49 % for the same
+ * 22 % load, and to add up to more ticks than had elapsed; the idle field
+ * is kept exactly by the tickless idle code. */
 typedef struct machine {
     unsigned long long busy, all, steal;
 } machine_t;
@@ -355,13 +446,23 @@ static machine_t machine_ticks(void) {
     if (f) {
         if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
                    &v[4], &v[5], &v[6], &v[7]) == 8) {
-            m.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-            m.all = m.busy + v[3] + v[4];
+            double wall = (double)now_ns() / 1e9 * (double)sysconf(_SC_CLK_TCK) *
+                          (double)sysconf(_SC_NPROCESSORS_ONLN);
+            m.all = (unsigned long long)wall;
+            m.busy = m.all > v[3] + v[4] ? m.all - v[3] - v[4] : 0;
             m.steal = v[7];
         }
         fclose(f);
     }
     return m;
+}
+
+/* Busy share between two samples, in %, clamped to 0..100. */
+static double busy_between(machine_t a, machine_t b) {
+    if (b.all <= a.all)
+        return 0;
+    double p = 100.0 * ((double)b.busy - (double)a.busy) / (double)(b.all - a.all);
+    return p < 0 ? 0 : p > 100 ? 100 : p;
 }
 
 static double ticks_ms(long long ticks) {
@@ -472,6 +573,11 @@ typedef struct wstat {
     uint64_t frames[NKINDS], bytes[NKINDS], wire_bytes;
     uint64_t redundant, leaves, foreign, out_of_order, complete_end, state_without_self;
     uint64_t hist_state[HBUCKETS]; /* phx_join -> presence_state read in full */
+    /* crossnode: send -> read on node B's subscribers (hist: node A's), and
+     * per node and publisher: unique deliveries, duplicates, and deliveries
+     * of a sequence number lower than one already received */
+    uint64_t hist_x[HBUCKETS];
+    uint64_t xrecv[2][MAXPUB], xdup[2][MAXPUB], xooo[2][MAXPUB];
 } wstat_t;
 
 static wstat_t *ST;            /* this process's slot (the parent's is private) */
@@ -505,6 +611,9 @@ typedef struct conn {
     uint64_t *seen;      /* presence: the view, a bitmap of user indexes */
     uint32_t nseen;      /* presence: keys in the view */
     uint64_t join_ns, reply_ns, state_ns; /* phx_join written, reply read, presence_state read */
+    uint64_t *pub_next;  /* crossnode: per publisher, the sequence number expected next */
+    uint8_t node;        /* crossnode: 0 = node A (--port), 1 = node B (--port-b) */
+    int port;            /* the server port this connection goes to */
     char accept[32];     /* the Sec-WebSocket-Accept we expect */
 } conn_t;
 
@@ -521,6 +630,13 @@ static char state_prefix[256], diff_prefix[256]; /* [null,null,"<topic>","presen
 static size_t state_prefix_len, diff_prefix_len;
 static uint64_t pub_acks, pub_echo; /* publisher: ok replies, own broadcasts */
 static int fail_logs;
+static int crossnode;           /* crossnode mode */
+static int worker_index;        /* this worker's number (the parent: -1) */
+/* crossnode: per worker, 4 arrays of O.messages read times (ns, 0: none):
+ * the first and the last read of message k on node A, then on node B; in
+ * shared memory, each worker writing its own. */
+static uint64_t *msg_rx;
+enum { RX_FIRST_A, RX_LAST_A, RX_FIRST_B, RX_LAST_B, RX_N };
 
 /* The connection is no longer pending: joined, upgraded (presence) or failed. */
 static void unpend(conn_t *c) {
@@ -549,8 +665,10 @@ static void conn_fail(conn_t *c, const char *why, int err) {
     free(c->in);
     free(c->out);
     free(c->seen);
+    free(c->pub_next);
     c->in = c->out = NULL;
     c->seen = NULL;
+    c->pub_next = NULL;
     c->inlen = c->incap = c->outlen = c->outcap = 0;
 }
 
@@ -626,11 +744,29 @@ static void ws_send_text(conn_t *c, const char *s, size_t len) {
     conn_flush(c);
 }
 
+/* crossnode: the node of subscriber `index`: the first --conns are node A's,
+ * the next --conns node B's. Worker w owns w, w + W, w + 2W, ..., so every
+ * worker has as many of each node's subscribers (give or take one), and
+ * client-side delays fall on both nodes alike. */
+static int xn_per_node; /* --conns as given */
+
+static int node_of(int index) {
+    return index >= xn_per_node;
+}
+
 static void conn_open(conn_t *c, int index, int role) {
     memset(c, 0, sizeof *c);
     c->state = C_CONNECTING;
     c->role = (uint8_t)role;
     c->index = (uint32_t)index;
+    c->port = O.port;
+    if (crossnode && role == R_SUB) {
+        c->node = (uint8_t)node_of(index);
+        c->port = c->node ? O.port_b : O.port;
+        if (!(c->seen = calloc(((size_t)O.messages + 63) / 64, sizeof *c->seen)) ||
+            !(c->pub_next = calloc((size_t)O.publishers, sizeof *c->pub_next)))
+            die("out of memory");
+    }
     c->pending = 1;
     pending++;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -655,7 +791,7 @@ static void conn_open(conn_t *c, int index, int role) {
             return;
         }
     }
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)O.port)};
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
     inet_pton(AF_INET, O.host, &dst.sin_addr);
     if (connect(c->fd, (struct sockaddr *)&dst, sizeof dst) && errno != EINPROGRESS) {
         conn_fail(c, "connect", errno);
@@ -688,7 +824,7 @@ static void conn_connected(conn_t *c) {
                  "Connection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\n"
                  "Sec-WebSocket-Version: 13\r\n\r\n",
-                 O.host, O.port, key);
+                 O.host, c->port, key);
     memcpy(out_reserve(c, (size_t)n), req, (size_t)n);
     c->outlen += (uint32_t)n;
     c->state = C_UPGRADING;
@@ -767,8 +903,71 @@ static int has(const uint8_t *p, size_t n, const char *needle) {
     return memmem(p, n, needle, strlen(needle)) != NULL;
 }
 
+/* Reads "<decimal>:" at *q; returns -1 if there is none. */
+static int64_t dec_field(const uint8_t **q, const uint8_t *e) {
+    const uint8_t *p = *q;
+    uint64_t v = 0;
+    while (p < e && *p >= '0' && *p <= '9' && p - *q < 20)
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    if (p == *q || p >= e || *p != ':')
+        return -1;
+    *q = p + 1;
+    return (int64_t)v;
+}
+
+/* Crossnode: the body is "<publisher>:<seq>:<sent_ns>:xxx...". Message k =
+ * seq * P + publisher (publisher k % P sends message k as its seq k / P).
+ * A message read twice by one subscriber is a duplicate and is not timed
+ * again; one with a sequence number lower than its publisher's latest
+ * already read is out of order. */
+static void on_broadcast_x(conn_t *c, const uint8_t *q, const uint8_t *e, uint64_t now) {
+    int64_t pub = dec_field(&q, e), seq = dec_field(&q, e), sent = dec_field(&q, e);
+    if (pub < 0 || seq < 0 || sent < 0 || pub >= O.publishers) {
+        INC(bad);
+        return;
+    }
+    if (c->role == R_PUBLISHER) {
+        pub_echo++;
+        return;
+    }
+    uint64_t k = (uint64_t)seq * (uint64_t)O.publishers + (uint64_t)pub;
+    if (k >= (uint64_t)O.messages || c->role != R_SUB) {
+        INC(bad);
+        return;
+    }
+    int node = c->node;
+    uint64_t bit = 1ull << (k & 63), *w = &c->seen[k >> 6];
+    if (*w & bit) {
+        ST->xdup[node][pub]++;
+        return;
+    }
+    *w |= bit;
+    ST->xrecv[node][pub]++;
+    if ((uint64_t)seq < c->pub_next[pub])
+        ST->xooo[node][pub]++;
+    else
+        c->pub_next[pub] = (uint64_t)seq + 1;
+    received_local++;
+    atomic_store_explicit(&ST->last_rx_ns, now, RELAXED);
+    uint64_t warm = (uint64_t)O.rate * (uint64_t)O.warmup_ms / 1000u;
+    if (k >= warm) {
+        uint64_t us = now > (uint64_t)sent ? (now - (uint64_t)sent) / 1000 : 0;
+        (node ? ST->hist_x : ST->hist)[hbucket(us)]++;
+    }
+    uint64_t *rx = msg_rx + ((size_t)worker_index * RX_N + (size_t)node * 2) * (size_t)O.messages;
+    if (!rx[k] || now < rx[k]) /* first read */
+        rx[k] = now;
+    rx += O.messages;
+    if (now > rx[k]) /* last read */
+        rx[k] = now;
+}
+
 /* A broadcast: [null,null,"<topic>","msg",{"b":"<seq>:<sent_ns>:xxx..."}]. */
 static void on_broadcast(conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
+    if (crossnode) {
+        on_broadcast_x(c, p + bcast_prefix_len, p + n, now);
+        return;
+    }
     if (presence) { /* the check message after the storm */
         if (c->role == R_SUB)
             atomic_fetch_add_explicit(&ST->after_msgs, 1, memory_order_release);
@@ -1249,6 +1448,7 @@ static void worker_main(int first, int stride, int count, int cmd_fd, int notify
     if (getppid() != parent)
         _exit(1);
     rng_state ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
+    worker_index = first;
     conn_t *conns = calloc((size_t)count, sizeof *conns);
     if (!conns)
         die("out of memory");
@@ -1318,10 +1518,11 @@ static int *cmd_fds;
 static int notify_rd;
 static int stopping;      /* workers were told to stop; their exit is expected */
 
-/* Server CPU samples taken while measuring: (time, ticks). */
+/* Server CPU samples taken while measuring: (time, ticks); crossnode: also
+ * node B's and Redis' ticks. */
 typedef struct sample {
     uint64_t t;
-    long long ticks;
+    long long ticks, ticks_b, ticks_r;
 } sample_t;
 static sample_t *samples;
 static size_t nsamples, capsamples;
@@ -1337,6 +1538,8 @@ static void take_sample(void) {
     }
     samples[nsamples].t = last_sample_t = now_ns();
     samples[nsamples].ticks = server_ticks();
+    samples[nsamples].ticks_b = pid_ticks(O.server_pid_b);
+    samples[nsamples].ticks_r = pid_ticks(O.redis_pid);
     nsamples++;
 }
 
@@ -1360,11 +1563,16 @@ static void command_all(char cmd) {
             parent_die("cannot command a worker");
 }
 
+static char tap_tag; /* crossnode: epoll data.ptr marker of the tap socket */
+static void tap_readable(void);
+
 /* One turn of the parent's loop: the publisher socket, wake-ups from the
- * workers, a worker that died, and a server CPU sample when due. */
-static void parent_poll(int timeout_ms) {
+ * workers, a worker that died, and a server CPU sample when due. Waits at
+ * most timeout_ns (-1: no limit). */
+static void parent_poll_ns(int64_t timeout_ns) {
     struct epoll_event evs[16];
-    int n = epoll_wait(ep, evs, 16, timeout_ms);
+    struct timespec ts = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
+    int n = epoll_pwait2(ep, evs, 16, timeout_ns < 0 ? NULL : &ts, NULL);
     if (n < 0 && errno != EINTR)
         parent_die("epoll_wait failed");
     for (int i = 0; i < n; i++) {
@@ -1372,6 +1580,8 @@ static void parent_poll(int timeout_ms) {
             char b[256];
             while (read(notify_rd, b, sizeof b) > 0)
                 ;
+        } else if (evs[i].data.ptr == &tap_tag) {
+            tap_readable();
         } else {
             conn_event(evs[i].data.ptr, evs[i].events);
         }
@@ -1384,6 +1594,10 @@ static void parent_poll(int timeout_ms) {
             }
     if (sampling && now_ns() - last_sample_t >= SAMPLE_NS)
         take_sample();
+}
+
+static void parent_poll(int timeout_ms) {
+    parent_poll_ns(timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
 }
 
 static int all_workers(size_t field_offset) {
@@ -1630,8 +1844,7 @@ static int run_fanout(void) {
     take_sample();
     uint64_t pcpu = cpu_us_self() - pcpu0;
     machine_t m1 = machine_ticks();
-    double busy_pct = m1.all > m0.all ? 100.0 * (double)(m1.busy - m0.busy) /
-                                            (double)(m1.all - m0.all) : 0;
+    double busy_pct = busy_between(m0, m1);
     double steal_pct = m1.all > m0.all ? 100.0 * (double)(m1.steal - m0.steal) /
                                              (double)(m1.all - m0.all) : 0;
     sampling = 0;
@@ -1902,8 +2115,7 @@ static int run_presence(void) {
     double client_ms = (double)client_us / 1000.0, client_user_ms = (double)client_user_us / 1000.0;
     double parent_ms = (double)parent_us / 1000.0;
     double window_ms = (double)(t_end - t0) / 1e6;
-    double busy_pct = m1.all > m0.all ? 100.0 * (double)(m1.busy - m0.busy) /
-                                            (double)(m1.all - m0.all) : 0;
+    double busy_pct = busy_between(m0, m1);
     uint64_t joined = SUM(joined), failed = SUM(failed), closed = SUM(closed), bad = SUM(bad);
     uint64_t nframes = frames[K_STATE] + frames[K_DIFF] + frames[K_OTHER];
     int close_code = 0;
@@ -1990,6 +2202,547 @@ static int run_presence(void) {
                : 1;
 }
 
+/* ---- crossnode ---------------------------------------------------------------- */
+
+/* The tap: a plain Redis subscriber on the topic's channel, parley:t:<topic>,
+ * in the parent. It reads the envelopes node A publishes, at the moment
+ * Redis hands them to its subscribers (node B among them), which splits a
+ * cross-node delivery into A -> Redis and Redis -> B -> client. */
+static int tap_fd = -1, tap_subscribed;
+static uint8_t *tap_buf;
+static size_t tap_len, tap_cap;
+static uint64_t *tap_rx; /* per message: when the tap read it (0: never) */
+static uint64_t tap_msgs, tap_dups, tap_bad, tap_hist[HBUCKETS];
+static uint64_t *sent_ns; /* per message: when it was written (0: not sent) */
+
+/* One RESP line: p points at its type byte; returns the byte after its
+ * "\r\n" (NULL: incomplete) and the number after the type byte. */
+static const uint8_t *resp_line(const uint8_t *p, const uint8_t *e, long long *num) {
+    const uint8_t *cr = memmem(p, (size_t)(e - p), "\r\n", 2);
+    if (!cr)
+        return NULL;
+    *num = strtoll((const char *)p + 1, NULL, 10); /* stops at the '\r' */
+    return cr + 2;
+}
+
+/* One RESP reply of the subscriber connection: an array of bulk strings and
+ * integers (a push), or a single line. Up to 4 elements are returned in
+ * el/ell (*nel counts all). Returns the bytes used, 0 if incomplete. */
+static long resp_parse(const uint8_t *b, size_t n, const uint8_t **el, size_t *ell, int *nel) {
+    const uint8_t *p = b, *e = b + n, *q;
+    long long cnt, len;
+    *nel = 0;
+    if (!n)
+        return 0;
+    if (*p != '*') {
+        if (!(q = resp_line(p, e, &len)))
+            return 0;
+        if (*p == '$' && len >= 0) {
+            if ((size_t)(e - q) < (size_t)len + 2)
+                return 0;
+            q += len + 2;
+        }
+        return (long)(q - b);
+    }
+    if (!(q = resp_line(p, e, &cnt)))
+        return 0;
+    p = q;
+    for (long long i = 0; i < cnt; i++) {
+        if (p >= e || !(q = resp_line(p, e, &len)))
+            return 0;
+        const uint8_t *v = p + 1;
+        size_t vl = (size_t)(q - 2 - v);
+        if (*p == '$' && len >= 0) {
+            if ((size_t)(e - q) < (size_t)len + 2)
+                return 0;
+            v = q, vl = (size_t)len;
+            q += len + 2;
+        }
+        if (*nel < 4)
+            el[*nel] = v, ell[*nel] = vl;
+        ++*nel;
+        p = q;
+    }
+    return (long)(p - b);
+}
+
+/* An envelope [origin, "b", topic, event, {"b": "<pub>:<seq>:<ns>:..."}] in
+ * MessagePack: the payload is the map 0x81, key fixstr "b" (0xa1 'b'), then
+ * a str header and the body. */
+static void tap_message(const uint8_t *d, size_t n, uint64_t now) {
+    const uint8_t *e = d + n, *p = memmem(d, n, "\x81\xa1" "b", 3);
+    if (!p || (p += 3) >= e) {
+        tap_bad++;
+        return;
+    }
+    if ((*p & 0xe0) == 0xa0)
+        p += 1;
+    else if (*p == 0xd9)
+        p += 2;
+    else if (*p == 0xda)
+        p += 3;
+    else {
+        tap_bad++;
+        return;
+    }
+    int64_t pub = dec_field(&p, e), seq = dec_field(&p, e), sent = dec_field(&p, e);
+    uint64_t k = (uint64_t)seq * (uint64_t)O.publishers + (uint64_t)pub;
+    if (pub < 0 || seq < 0 || sent < 0 || pub >= O.publishers || k >= (uint64_t)O.messages) {
+        tap_bad++;
+        return;
+    }
+    if (tap_rx[k]) {
+        tap_dups++;
+        return;
+    }
+    tap_rx[k] = now;
+    tap_msgs++;
+    if (k >= (uint64_t)O.rate * (uint64_t)O.warmup_ms / 1000u)
+        tap_hist[hbucket(now > (uint64_t)sent ? (now - (uint64_t)sent) / 1000 : 0)]++;
+}
+
+static void tap_readable(void) {
+    for (;;) {
+        if (tap_cap - tap_len < 65536) {
+            tap_cap = tap_cap ? tap_cap * 2 : 262144;
+            if (!(tap_buf = realloc(tap_buf, tap_cap)))
+                parent_die("out of memory");
+        }
+        ssize_t r = read(tap_fd, tap_buf + tap_len, tap_cap - tap_len);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return;
+            parent_die("the tap's Redis connection failed");
+        }
+        if (r == 0)
+            parent_die("Redis closed the tap's connection");
+        uint64_t now = now_ns();
+        tap_len += (size_t)r;
+        size_t off = 0;
+        long used;
+        const uint8_t *el[4];
+        size_t ell[4];
+        int nel;
+        while ((used = resp_parse(tap_buf + off, tap_len - off, el, ell, &nel)) > 0) {
+            off += (size_t)used;
+            if (nel == 3 && ell[0] == 7 && !memcmp(el[0], "message", 7))
+                tap_message(el[2], ell[2], now);
+            else if (nel >= 1 && ell[0] == 9 && !memcmp(el[0], "subscribe", 9))
+                tap_subscribed = 1;
+        }
+        memmove(tap_buf, tap_buf + off, tap_len - off);
+        tap_len -= off;
+    }
+}
+
+static void tap_open(void) {
+    if ((tap_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        parent_die("socket failed");
+    int one = 1;
+    setsockopt(tap_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)O.redis_port)};
+    inet_pton(AF_INET, O.host, &dst.sin_addr);
+    if (connect(tap_fd, (struct sockaddr *)&dst, sizeof dst))
+        parent_die("cannot connect the tap to Redis");
+    char cmd[512];
+    int tl = (int)strlen(O.topic);
+    int n = snprintf(cmd, sizeof cmd, "*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\nparley:t:%s\r\n", tl + 9,
+                     O.topic);
+    if (write(tap_fd, cmd, (size_t)n) != n)
+        parent_die("cannot write to the tap's Redis connection");
+    fcntl(tap_fd, F_SETFL, fcntl(tap_fd, F_GETFL) | O_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tap_tag};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, tap_fd, &ev))
+        parent_die("epoll_ctl failed");
+    uint64_t deadline = now_ns() + 5000000000u;
+    while (!tap_subscribed && now_ns() < deadline)
+        parent_poll(10);
+    if (!tap_subscribed)
+        parent_die("the tap's SUBSCRIBE was not confirmed");
+}
+
+/* One publish: ["1","<ref>","<topic>","msg",{"b":"<p>:<seq>:<now_ns>:xxx"}],
+ * the "b" string padded to exactly O.payload bytes. Returns the time written
+ * into it, taken just before it is queued (conn_flush writes it at once). */
+static uint64_t publish_x(conn_t *pub, int p, uint64_t seq) {
+    static char *frame;
+    static size_t cap;
+    size_t need = (size_t)O.payload + strlen(O.topic) + 128;
+    if (need > cap && !(frame = realloc(frame, cap = need)))
+        die("out of memory");
+    uint64_t ts = now_ns();
+    int n = snprintf(frame, cap, "[\"1\",\"%llu\",\"%s\",\"msg\",{\"b\":\"", (unsigned long long)seq + 2,
+                     O.topic);
+    int b0 = n;
+    n += snprintf(frame + n, cap - (size_t)n, "%d:%llu:%llu:", p, (unsigned long long)seq,
+                  (unsigned long long)ts);
+    if (n - b0 < O.payload) {
+        memset(frame + n, 'x', (size_t)(O.payload - (n - b0)));
+        n = b0 + O.payload;
+    }
+    memcpy(frame + n, "\"}]", 3);
+    ws_queue(pub, 0x1, frame, (size_t)n + 3);
+    return ts;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Quantile q of n sorted values, in ms. */
+static double qv_ms(const int64_t *v, size_t n, double q) {
+    if (!n)
+        return 0;
+    size_t i = (size_t)((double)n * q);
+    if (i >= n)
+        i = n - 1;
+    return (double)v[i] / 1e6;
+}
+
+/* A per-message series (ns): sorted in place; p50 / p99 / max in ms. */
+typedef struct series {
+    const char *name;
+    int64_t *v;
+    size_t n;
+} series_t;
+
+static double pct_tenth(const uint64_t *hist, double q) {
+    return pct_ms(hist, hist_total(hist), q);
+}
+
+static int run_crossnode(void) {
+    size_t M = (size_t)O.messages, P = (size_t)O.publishers;
+    uint64_t warm = (uint64_t)O.rate * (uint64_t)O.warmup_ms / 1000u;
+    size_t rx_bytes = (size_t)O.workers * RX_N * M * sizeof *msg_rx;
+    if ((msg_rx = mmap(NULL, rx_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+                       0)) == MAP_FAILED)
+        die("mmap: %s", strerror(errno));
+    if (!(sent_ns = calloc(M, sizeof *sent_ns)) || !(tap_rx = calloc(M, sizeof *tap_rx)))
+        die("out of memory");
+    int total_subs = 2 * O.conns, nsub[2] = {0, 0};
+    xn_per_node = O.conns;
+    for (int i = 0; i < total_subs; i++)
+        nsub[node_of(i)]++;
+
+    long long cpuj0 = server_ticks(), cpuj0b = pid_ticks(O.server_pid_b);
+    uint64_t tj0 = now_ns();
+    O.conns = total_subs; /* start_workers and the join report count connections */
+    start_workers();
+    wait_all(offsetof(wstat_t, ready), O.timeout_s, "joined");
+    printf("join phase: %llu joined, %llu failed of %d (%d on node A, %d on node B) in %.2f s",
+           (unsigned long long)SUM(joined), (unsigned long long)SUM(failed), total_subs, nsub[0],
+           nsub[1], (double)(now_ns() - tj0) / 1e9);
+    if (cpuj0 >= 0)
+        printf(", server CPU A %.0f ms", ticks_ms(server_ticks() - cpuj0));
+    if (cpuj0b >= 0)
+        printf(", B %.0f ms", ticks_ms(pid_ticks(O.server_pid_b) - cpuj0b));
+    printf("\n");
+    O.conns = total_subs / 2;
+    if (SUM(joined) != (uint64_t)total_subs)
+        parent_die("not every subscriber joined");
+
+    static wstat_t pubst;
+    ST = &pubst;
+    conn_t pubs[MAXPUB];
+    for (size_t p = 0; p < P; p++)
+        parent_conn(&pubs[p], R_PUBLISHER, (int)p, C_JOINED, "a publisher could not join");
+    if (O.redis_port)
+        tap_open();
+    /* Node B subscribes to the topic's channel at its first join; the pause
+     * lets that SUBSCRIBE reach Redis (the warm-up would also cover it). */
+    sleep_polling(O.settle_ms);
+    prctl(PR_SET_TIMERSLACK, 1000UL); /* wake-ups within 1 us of the schedule */
+
+    command_all('S');
+    wait_all(offsetof(wstat_t, started), 30, "started");
+    uint64_t expected = (uint64_t)total_subs * M;
+    sampling = 1;
+    machine_t m0 = machine_ticks();
+    long long rq0[3] = {server_runq_ns(), pid_runq_ns(O.server_pid_b), pid_runq_ns(O.redis_pid)};
+    take_sample();
+    uint64_t t0 = samples[0].t + 1000000u, pcpu0 = cpu_us_self();
+    uint64_t last_change = t0, last_total = 0, timeout, now;
+    size_t k = 0;
+    static uint64_t hist_late[HBUCKETS];
+    timeout = t0 + ((uint64_t)O.warmup_ms + 1000u * (uint64_t)O.duration_s) * 1000000u +
+              (uint64_t)O.timeout_s * 1000000000u;
+    const char *ended = "complete";
+#define DUE(i) (t0 + (uint64_t)(i) * 1000000000u / (uint64_t)O.rate)
+    for (;;) {
+        now = now_ns();
+        while (k < M && DUE(k) <= now) {
+            size_t p = k % P;
+            sent_ns[k] = publish_x(&pubs[p], (int)p, k / P);
+            conn_flush(&pubs[p]);
+            if (pubs[p].state == C_DEAD)
+                parent_die("a publisher's connection closed");
+            hist_late[hbucket((sent_ns[k] - DUE(k)) / 1000)]++;
+            k++;
+            last_change = now = now_ns();
+        }
+        uint64_t total = SUM(received);
+        if (total != last_total)
+            last_total = total, last_change = now;
+        if (k == M && total >= expected)
+            break;
+        if (k == M && now - last_change > (uint64_t)O.quiet_ms * 1000000u) {
+            ended = "quiet";
+            break;
+        }
+        if (now > timeout) {
+            ended = "timeout";
+            break;
+        }
+        int64_t wait = SAMPLE_NS;
+        if (k < M && (int64_t)(DUE(k) - now) < wait)
+            wait = (int64_t)(DUE(k) - now);
+        parent_poll_ns(wait);
+    }
+#undef DUE
+    take_sample();
+    long long rq1[3] = {server_runq_ns(), pid_runq_ns(O.server_pid_b), pid_runq_ns(O.redis_pid)};
+    uint64_t pcpu = cpu_us_self() - pcpu0;
+    machine_t m1 = machine_ticks();
+    sampling = 0;
+    /* Let the publishers drain their replies and echoes (not measured). */
+    uint64_t drain_end = now_ns() + 2000000000u;
+    while ((pub_acks < k || pub_echo < k * P) && now_ns() < drain_end)
+        parent_poll(10);
+    stop_workers();
+
+    /* Sum up the workers. */
+    static uint64_t hist_a[HBUCKETS], hist_b[HBUCKETS];
+    uint64_t xrecv[2][MAXPUB] = {{0}}, xdup[2][MAXPUB] = {{0}}, xooo[2][MAXPUB] = {{0}};
+    uint64_t t_last = 0, bench_us = pcpu;
+    for (int w = 0; w < O.workers; w++) {
+        wstat_t *x = &shared[w];
+        uint64_t t = atomic_load(&x->last_rx_ns);
+        if (t > t_last)
+            t_last = t;
+        bench_us += x->cpu_us;
+        for (int i = 0; i < HBUCKETS; i++)
+            hist_a[i] += x->hist[i], hist_b[i] += x->hist_x[i];
+        for (int n = 0; n < 2; n++)
+            for (size_t p = 0; p < P; p++)
+                xrecv[n][p] += x->xrecv[n][p], xdup[n][p] += x->xdup[n][p],
+                    xooo[n][p] += x->xooo[n][p];
+    }
+    uint64_t received = SUM(received), closed = SUM(closed), bad = SUM(bad);
+    sample_t *s0 = &samples[0], *s1 = &samples[nsamples - 1];
+    for (size_t i = 0; i < nsamples; i++)
+        if (samples[i].t >= t_last) {
+            s1 = &samples[i];
+            break;
+        }
+    double window_ms = t_last > s0->t ? (double)(t_last - s0->t) / 1e6 : 0;
+    double cpu_ms[3] = {ticks_ms(s1->ticks - s0->ticks), ticks_ms(s1->ticks_b - s0->ticks_b),
+                        ticks_ms(s1->ticks_r - s0->ticks_r)};
+    int have_cpu[3] = {O.server_pid != 0, O.server_pid_b != 0, O.redis_pid != 0};
+    double runq_ms[3];
+    for (int i = 0; i < 3; i++)
+        runq_ms[i] = rq0[i] >= 0 && rq1[i] >= 0 ? (double)(rq1[i] - rq0[i]) / 1e6 : -1;
+    double busy_pct = busy_between(m0, m1);
+    double send_s = k > 1 ? (double)(sent_ns[k - 1] - sent_ns[0]) / 1e9 : 0;
+    double send_rate = send_s > 0 ? (double)(k - 1) / send_s : 0;
+    double deliv_rate = window_ms > 0 ? (double)received / (window_ms / 1e3) : 0;
+    int close_code = 0;
+    for (int w = 0; w < O.workers; w++)
+        if (shared[w].close_code)
+            close_code = shared[w].close_code;
+
+    /* Per message: the first and last read on each node, over all workers. */
+    static const char *sname[] = {"first A - send", "last A - send", "first B - send",
+                                  "last B - send", "tap - send", "first B - tap",
+                                  "first B - first A", "last B - last A"};
+    enum { S_FA, S_LA, S_FB, S_LB, S_TAP, S_B_TAP, S_FB_FA, S_LB_LA, S_N };
+    series_t ser[S_N];
+    for (int i = 0; i < S_N; i++) {
+        ser[i].name = sname[i];
+        ser[i].n = 0;
+        if (!(ser[i].v = malloc(M * sizeof *ser[i].v)))
+            die("out of memory");
+    }
+    FILE *dump = O.dump ? fopen(O.dump, "w") : NULL;
+    if (O.dump && !dump)
+        fprintf(stderr, "fanout_bench: cannot write %s: %s\n", O.dump, strerror(errno));
+    if (dump)
+        fprintf(dump, "k,sent,first_a,last_a,first_b,last_b,tap\n");
+    /* Per second of sending (measured part): the worst last read per node. */
+    size_t nsec = (size_t)O.duration_s + 2;
+    double *sec_a = calloc(nsec, sizeof *sec_a), *sec_b = calloc(nsec, sizeof *sec_b),
+           *sec_t = calloc(nsec, sizeof *sec_t);
+    uint64_t incomplete = 0;
+    for (size_t i = 0; i < k; i++) {
+        uint64_t rx[RX_N] = {0, 0, 0, 0};
+        for (int w = 0; w < O.workers; w++) {
+            const uint64_t *base = msg_rx + (size_t)w * RX_N * M;
+            for (int j = 0; j < RX_N; j++) {
+                uint64_t v = base[(size_t)j * M + i];
+                if (!v)
+                    continue;
+                int first = j == RX_FIRST_A || j == RX_FIRST_B;
+                if (!rx[j] || (first ? v < rx[j] : v > rx[j]))
+                    rx[j] = v;
+            }
+        }
+        if (dump)
+            fprintf(dump, "%zu,%llu,%llu,%llu,%llu,%llu,%llu\n", i,
+                    (unsigned long long)sent_ns[i], (unsigned long long)rx[0],
+                    (unsigned long long)rx[1], (unsigned long long)rx[2],
+                    (unsigned long long)rx[3], (unsigned long long)tap_rx[i]);
+        if (i < warm)
+            continue;
+        if (!rx[RX_FIRST_A] || !rx[RX_FIRST_B]) {
+            incomplete++;
+            continue;
+        }
+        int64_t s = (int64_t)sent_ns[i];
+        ser[S_FA].v[ser[S_FA].n++] = (int64_t)rx[RX_FIRST_A] - s;
+        ser[S_LA].v[ser[S_LA].n++] = (int64_t)rx[RX_LAST_A] - s;
+        ser[S_FB].v[ser[S_FB].n++] = (int64_t)rx[RX_FIRST_B] - s;
+        ser[S_LB].v[ser[S_LB].n++] = (int64_t)rx[RX_LAST_B] - s;
+        ser[S_FB_FA].v[ser[S_FB_FA].n++] = (int64_t)rx[RX_FIRST_B] - (int64_t)rx[RX_FIRST_A];
+        ser[S_LB_LA].v[ser[S_LB_LA].n++] = (int64_t)rx[RX_LAST_B] - (int64_t)rx[RX_LAST_A];
+        if (tap_rx[i]) {
+            ser[S_TAP].v[ser[S_TAP].n++] = (int64_t)tap_rx[i] - s;
+            ser[S_B_TAP].v[ser[S_B_TAP].n++] = (int64_t)rx[RX_FIRST_B] - (int64_t)tap_rx[i];
+        }
+        size_t sec = (size_t)((sent_ns[i] - sent_ns[warm < k ? warm : 0]) / 1000000000u);
+        if (sec < nsec) {
+            double la = (double)(rx[RX_LAST_A] - sent_ns[i]) / 1e6,
+                   lb = (double)(rx[RX_LAST_B] - sent_ns[i]) / 1e6;
+            if (la > sec_a[sec])
+                sec_a[sec] = la;
+            if (lb > sec_b[sec])
+                sec_b[sec] = lb;
+            if (tap_rx[i] && (double)(tap_rx[i] - sent_ns[i]) / 1e6 > sec_t[sec])
+                sec_t[sec] = (double)(tap_rx[i] - sent_ns[i]) / 1e6;
+        }
+    }
+    if (dump)
+        fclose(dump);
+    for (int i = 0; i < S_N; i++)
+        qsort(ser[i].v, ser[i].n, sizeof *ser[i].v, cmp_i64);
+
+    /* The report. */
+    uint64_t na = hist_total(hist_a), nb = hist_total(hist_b);
+    double a[5] = {pct_tenth(hist_a, 0.5), pct_tenth(hist_a, 0.9), pct_tenth(hist_a, 0.99),
+                   pct_tenth(hist_a, 0.999), pct_tenth(hist_a, 1.0)};
+    double b[5] = {pct_tenth(hist_b, 0.5), pct_tenth(hist_b, 0.9), pct_tenth(hist_b, 0.99),
+                   pct_tenth(hist_b, 0.999), pct_tenth(hist_b, 1.0)};
+    double t[5] = {pct_tenth(tap_hist, 0.5), pct_tenth(tap_hist, 0.9), pct_tenth(tap_hist, 0.99),
+                   pct_tenth(tap_hist, 0.999), pct_tenth(tap_hist, 1.0)};
+    double late_p99 = pct_tenth(hist_late, 0.99), late_max = pct_tenth(hist_late, 1.0);
+    printf("sent %zu of %zu messages (%zu publisher(s) on node A, %d-byte bodies) at %.0f/s "
+           "(target %d/s); schedule lateness p99 %.3f ms, max %.3f ms; ended: %s\n", k, M, P,
+           O.payload, send_rate, O.rate, late_p99, late_max, ended);
+    printf("deliveries: %llu of %llu expected to %d subscribers (%d per node), %.0f/s over "
+           "%.0f ms from the first send to the last read; publishers' echoes %llu of %llu, acks "
+           "%llu of %zu\n", (unsigned long long)received, (unsigned long long)expected,
+           total_subs, O.conns, deliv_rate, window_ms, (unsigned long long)pub_echo,
+           (unsigned long long)(k * P), (unsigned long long)pub_acks, k);
+    printf("latency send -> read, the %llu messages after the %d ms warm-up (ms):\n",
+           (unsigned long long)(k > warm ? k - warm : 0), O.warmup_ms);
+    printf("  same-node  (A, %llu deliveries): p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
+           "max %.3f\n", (unsigned long long)na, a[0], a[1], a[2], a[3], a[4]);
+    printf("  cross-node (B, %llu deliveries): p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
+           "max %.3f\n", (unsigned long long)nb, b[0], b[1], b[2], b[3], b[4]);
+    if (O.redis_port)
+        printf("  tap (Redis subscriber, %llu messages): p50 %.3f  p90 %.3f  p99 %.3f  p99.9 "
+               "%.3f  max %.3f\n", (unsigned long long)hist_total(tap_hist), t[0], t[1], t[2],
+               t[3], t[4]);
+    printf("  p99 cross-node - same-node: %+.3f ms\n", b[2] - a[2]);
+    printf("per message (%zu measured with reads on both nodes, %llu without), ms: p50 / p90 / "
+           "p99 / p99.9 / max\n", ser[S_FA].n, (unsigned long long)incomplete);
+    for (int i = 0; i < S_N; i++) {
+        if (!ser[i].n)
+            continue;
+        printf("  %-18s %8.3f %8.3f %8.3f %8.3f %8.3f\n", ser[i].name, qv_ms(ser[i].v, ser[i].n, .5),
+               qv_ms(ser[i].v, ser[i].n, .9), qv_ms(ser[i].v, ser[i].n, .99),
+               qv_ms(ser[i].v, ser[i].n, .999), qv_ms(ser[i].v, ser[i].n, 1.0));
+    }
+    printf("worst last read per second of sending (ms), A / B%s:", O.redis_port ? " / tap" : "");
+    for (size_t i = 0; i < nsec && (sec_a[i] > 0 || sec_b[i] > 0); i++) {
+        if (O.redis_port)
+            printf(" %.1f/%.1f/%.1f", sec_a[i], sec_b[i], sec_t[i]);
+        else
+            printf(" %.1f/%.1f", sec_a[i], sec_b[i]);
+    }
+    printf("\n");
+    for (size_t p = 0; p < P; p++) {
+        uint64_t sent_p = (k + P - 1 - p) / P;
+        for (int n = 0; n < 2; n++)
+            printf("publisher %zu -> node %c: %llu of %llu delivered, %llu missing, %llu "
+                   "duplicates, %llu out of order\n", p, n ? 'B' : 'A',
+                   (unsigned long long)xrecv[n][p], (unsigned long long)(sent_p * (uint64_t)nsub[n]),
+                   (unsigned long long)(sent_p * (uint64_t)nsub[n] - xrecv[n][p]),
+                   (unsigned long long)xdup[n][p], (unsigned long long)xooo[n][p]);
+    }
+    if (O.redis_port)
+        printf("tap: %llu of %zu messages, %llu duplicates, %llu unreadable\n",
+               (unsigned long long)tap_msgs, k, (unsigned long long)tap_dups,
+               (unsigned long long)tap_bad);
+    printf("CPU over the %.0f ms window:", window_ms);
+    static const char *who[3] = {"node A", "node B", "Redis"};
+    for (int i = 0; i < 3; i++)
+        if (have_cpu[i])
+            printf(" %s %.0f ms (%.0f %% of a core, waited %.0f ms for a CPU);", who[i], cpu_ms[i],
+                   window_ms > 0 ? 100 * cpu_ms[i] / window_ms : 0, runq_ms[i]);
+    printf(" bench %.0f ms (%.0f %%); machine busy %.0f %% of %ld cores\n",
+           (double)bench_us / 1000.0, window_ms > 0 ? (double)bench_us / 10.0 / window_ms : 0,
+           busy_pct, sysconf(_SC_NPROCESSORS_ONLN));
+    printf("closed by server %llu (last close code %d), bad frames %llu\n",
+           (unsigned long long)closed, close_code, (unsigned long long)bad);
+
+    printf("RESULT mode=crossnode conns_per_node=%d subs_a=%d subs_b=%d publishers=%zu rate=%d "
+           "payload=%d duration_s=%d warmup_ms=%d messages=%zu sent=%zu measured=%llu "
+           "ended=%s send_rate=%.0f late_p99_ms=%.3f late_max_ms=%.3f expected=%llu "
+           "received=%llu window_ms=%.0f deliv_per_s=%.0f "
+           "a_n=%llu a_p50=%.3f a_p90=%.3f a_p99=%.3f a_p999=%.3f a_max=%.3f "
+           "b_n=%llu b_p50=%.3f b_p90=%.3f b_p99=%.3f b_p999=%.3f b_max=%.3f p99_diff=%.3f "
+           "tap_n=%llu tap_p50=%.3f tap_p90=%.3f tap_p99=%.3f tap_p999=%.3f tap_max=%.3f "
+           "a_cpu_ms=%.0f b_cpu_ms=%.0f r_cpu_ms=%.0f a_cpu_pct=%.0f b_cpu_pct=%.0f "
+           "r_cpu_pct=%.0f a_runq_ms=%.0f b_runq_ms=%.0f r_runq_ms=%.0f bench_cpu_ms=%.0f "
+           "bench_cpu_pct=%.0f machine_busy_pct=%.0f closed=%llu bad=%llu pub_echo=%llu "
+           "pub_acks=%llu tap_msgs=%llu incomplete=%llu",
+           O.conns, nsub[0], nsub[1], P, O.rate, O.payload, O.duration_s, O.warmup_ms, M, k,
+           (unsigned long long)(k > warm ? k - warm : 0), ended, send_rate, late_p99, late_max,
+           (unsigned long long)expected, (unsigned long long)received, window_ms, deliv_rate,
+           (unsigned long long)na, a[0], a[1], a[2], a[3], a[4], (unsigned long long)nb, b[0],
+           b[1], b[2], b[3], b[4], b[2] - a[2], (unsigned long long)hist_total(tap_hist), t[0],
+           t[1], t[2], t[3], t[4], cpu_ms[0], cpu_ms[1], cpu_ms[2],
+           window_ms > 0 ? 100 * cpu_ms[0] / window_ms : 0,
+           window_ms > 0 ? 100 * cpu_ms[1] / window_ms : 0,
+           window_ms > 0 ? 100 * cpu_ms[2] / window_ms : 0, runq_ms[0], runq_ms[1], runq_ms[2],
+           (double)bench_us / 1000.0, window_ms > 0 ? (double)bench_us / 10.0 / window_ms : 0,
+           busy_pct, (unsigned long long)closed, (unsigned long long)bad,
+           (unsigned long long)pub_echo, (unsigned long long)pub_acks,
+           (unsigned long long)tap_msgs, (unsigned long long)incomplete);
+    static const char *sk[S_N] = {"fa", "la", "fb", "lb", "tap", "fb_tap", "fb_fa", "lb_la"};
+    for (int i = 0; i < S_N; i++)
+        printf(" m_%s_p50=%.3f m_%s_p99=%.3f m_%s_max=%.3f", sk[i], qv_ms(ser[i].v, ser[i].n, .5),
+               sk[i], qv_ms(ser[i].v, ser[i].n, .99), sk[i], qv_ms(ser[i].v, ser[i].n, 1.0));
+    uint64_t lost = 0, dups = 0, ooo = 0;
+    for (size_t p = 0; p < P; p++) {
+        uint64_t sent_p = (k + P - 1 - p) / P;
+        for (int n = 0; n < 2; n++) {
+            uint64_t exp_p = sent_p * (uint64_t)nsub[n];
+            printf(" p%zu_%c_exp=%llu p%zu_%c_recv=%llu p%zu_%c_dup=%llu p%zu_%c_ooo=%llu", p,
+                   n ? 'b' : 'a', (unsigned long long)exp_p, p, n ? 'b' : 'a',
+                   (unsigned long long)xrecv[n][p], p, n ? 'b' : 'a',
+                   (unsigned long long)xdup[n][p], p, n ? 'b' : 'a',
+                   (unsigned long long)xooo[n][p]);
+            lost += exp_p - xrecv[n][p], dups += xdup[n][p], ooo += xooo[n][p];
+        }
+    }
+    printf(" lost=%llu dups=%llu ooo=%llu\n", (unsigned long long)lost, (unsigned long long)dups,
+           (unsigned long long)ooo);
+    return k == M && lost == 0 && dups == 0 && ooo == 0 && closed == 0 && bad == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
@@ -2001,14 +2754,24 @@ int main(int argc, char **argv) {
     diff_prefix_len = (size_t)snprintf(diff_prefix, sizeof diff_prefix,
                                        "[null,null,\"%s\",\"presence_diff\",", O.topic);
     presence = !strcmp(O.mode, "presence");
+    crossnode = !strcmp(O.mode, "crossnode");
+    worker_index = -1;
     if (O.server_pid)
         status_kb("VmRSS"); /* fail early on a wrong pid */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("fanout_bench %s: %d connections to %s:%d, %d worker(s)\n", O.mode, O.conns, O.host,
-           O.port, O.workers);
+    if (crossnode)
+        printf("fanout_bench crossnode: %d subscribers on each of node A (%s:%d) and node B "
+               "(port %d), %d publisher(s) on A, %d messages/s for %d s after %d ms of warm-up, "
+               "%d worker(s)\n", O.conns, O.host, O.port, O.port_b, O.publishers, O.rate,
+               O.duration_s, O.warmup_ms, O.workers);
+    else
+        printf("fanout_bench %s: %d connections to %s:%d, %d worker(s)\n", O.mode, O.conns,
+               O.host, O.port, O.workers);
     static wstat_t parent_stats; /* until the publisher's own slot is set */
     ST = &parent_stats;
     if (presence)
         return run_presence();
+    if (crossnode)
+        return run_crossnode();
     return !strcmp(O.mode, "idle") ? run_idle() : run_fanout();
 }

@@ -6,6 +6,7 @@
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,6 +28,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents) {
                 plog(LOG_WARN, "accept_failed", "err=\"%s\"", strerror(errno));
             return;
         }
+        /* Our writes are already gathered per socket; Nagle would only hold
+         * the next one back until the peer's ACK. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (!lws_adopt_socket_vhost(vhost, fd)) { /* lws closes fd on failure */
             metrics.errors[ERR_ADOPT]++;
             plog(LOG_WARN, "adopt_failed", "fd=%d", fd);

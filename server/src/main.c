@@ -50,6 +50,7 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
  * polls without blocking while the idle watcher is active). */
 #define FLUSH_MAX_DEFER 0.005
 #define FLUSH_MAX_WAIT 0.05
+#define FLUSH_MIN_WAIT 0.001
 
 static ev_idle flush_idle;
 static ev_timer flush_timer;
@@ -82,7 +83,9 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
     double now = ev_time();
     if (flush_first_queued == 0)
         flush_first_queued = now;
-    if (flush_not_before > now) {
+    /* libev's epoll never sleeps less than 1 ms: a shorter wait would turn
+     * into "write each message when the next one arrives". */
+    if (flush_not_before > now + FLUSH_MIN_WAIT) {
         ev_timer_set(&flush_timer, flush_not_before - now, 0.);
         ev_timer_start(loop, &flush_timer);
     } else if (now - flush_first_queued >= FLUSH_MAX_DEFER) {
