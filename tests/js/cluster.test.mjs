@@ -25,6 +25,7 @@ import {
   WebSocket,
   withTimeout,
 } from "./lib/server.mjs";
+import { phoenixSocket } from "./lib/phoenix.mjs";
 import { freePort, startRedis, stopAllRedis } from "./lib/redis.mjs";
 
 after(stopAllServers);
@@ -130,26 +131,6 @@ const range = (n, start = 0) => Array.from({ length: n }, (_, i) => start + i);
 
 // phoenix.js
 
-/** Opens a phoenix Socket (over `ws`) to node and resolves once it is open.
- * It does not reconnect within a test's lifetime. */
-async function phoenixSocket(t, node, opts = {}) {
-  const socket = new Socket(node.socketBase, {
-    transport: WebSocket,
-    timeout: WAIT,
-    heartbeatIntervalMs: 30000,
-    reconnectAfterMs: () => 60000,
-    rejoinAfterMs: () => 60000,
-    ...opts,
-  });
-  const opened = new Promise((resolve, reject) => {
-    socket.onOpen(resolve);
-    socket.onError((e) => reject(new Error(`phoenix socket error: ${e?.message ?? e}`)));
-  });
-  socket.connect();
-  t.after(() => socket.disconnect());
-  await withTimeout(opened, WAIT, "phoenix socket open");
-  return socket;
-}
 
 /** A phoenix socket on node as `user`, joined to topic with a Presence.
  * Returns {socket, channel, presence}. */

@@ -20,6 +20,7 @@ import {
   WebSocket,
   withTimeout,
 } from "./lib/server.mjs";
+import { phoenixSocket as openPhoenix } from "./lib/phoenix.mjs";
 
 after(stopAllServers);
 
@@ -28,28 +29,8 @@ before(async () => {
   server = await startServer();
 });
 
-/** Opens a phoenix Socket to server over `ws` and resolves once it is open.
- * Every message the socket receives is recorded in socket.seen. */
-async function phoenixSocket(t, srv = server, opts = {}) {
-  const socket = new Socket(srv.socketBase, {
-    transport: WebSocket,
-    timeout: 5000,
-    heartbeatIntervalMs: 30000,
-    reconnectAfterMs: () => 60000, // a test that loses its socket must fail, not reconnect
-    rejoinAfterMs: () => 60000,
-    ...opts,
-  });
-  socket.seen = [];
-  socket.onMessage((msg) => socket.seen.push(msg));
-  const opened = new Promise((resolve, reject) => {
-    socket.onOpen(resolve);
-    socket.onError((e) => reject(new Error(`phoenix socket error: ${e?.message ?? e}`)));
-  });
-  socket.connect();
-  t.after(() => socket.disconnect());
-  await withTimeout(opened, 5000, "phoenix socket open");
-  return socket;
-}
+/** A phoenix socket to the shared server unless srv is given. */
+const phoenixSocket = (t, srv = server, opts = {}) => openPhoenix(t, srv, opts);
 
 /** Resolves {status, response} of a phoenix Push (ok, error or timeout). */
 function outcome(push) {

@@ -23,6 +23,7 @@ import {
   WebSocket,
   withTimeout,
 } from "./lib/server.mjs";
+import { phoenixSocket } from "./lib/phoenix.mjs";
 
 after(stopAllServers);
 
@@ -78,28 +79,6 @@ function rawView(client, topic) {
   return normalize(state);
 }
 
-/** Opens a phoenix Socket (over `ws`) and resolves once it is open. It never
- * reconnects by itself: a test that loses its socket must fail. */
-async function phoenixSocket(t, srv, opts = {}) {
-  const socket = new Socket(srv.socketBase, {
-    transport: WebSocket,
-    timeout: WAIT,
-    heartbeatIntervalMs: 30000,
-    reconnectAfterMs: () => 60000,
-    rejoinAfterMs: () => 60000,
-    ...opts,
-  });
-  socket.seen = [];
-  socket.onMessage((msg) => socket.seen.push(msg));
-  const opened = new Promise((resolve, reject) => {
-    socket.onOpen(resolve);
-    socket.onError((e) => reject(new Error(`phoenix socket error: ${e?.message ?? e}`)));
-  });
-  socket.connect();
-  t.after(() => socket.disconnect());
-  await withTimeout(opened, WAIT, "phoenix socket open");
-  return socket;
-}
 
 /** Resolves {status, response} of a phoenix Push (ok, error or timeout). */
 function outcome(push) {
