@@ -1,0 +1,108 @@
+/* loadgen.h -- what the parent process and the worker processes of
+ * parley-loadgen share: the options, and the counters and histograms that
+ * live in one MAP_SHARED region (each worker writes only its own slot; the
+ * parent reads them all for the progress line and the report). */
+#ifndef LOADGEN_H
+#define LOADGEN_H
+
+#include "hist.h"
+#include "ws.h"
+
+#include <stdint.h>
+
+#define MAX_TARGETS 16
+#define MAX_WORKERS 64
+#define MAX_SERVER_PIDS 16
+#define TOKEN "LG1:" /* starts the timestamp token in every chat message body */
+
+enum scenario { SC_CONNECT, SC_ROOMS, SC_FANOUT, SC_PRESENCE, SC_CROSSNODE };
+
+typedef struct opts {
+    enum scenario scenario;
+    const char *scenario_name;
+    const char *urls[MAX_TARGETS];
+    int nurls;
+    int msgpack;            /* serializer: 0 JSON (V2), 1 MessagePack */
+    int conns;              /* users / subscribers */
+    int publishers;         /* fanout, crossnode */
+    int rooms;              /* connect, rooms */
+    double rate;            /* rooms: msg/s per user; fanout: msg/s in all; presence: joins/s */
+    double ramp;            /* connections opened per second (0: as fast as possible) */
+    int concurrency;        /* per worker: handshakes and joins in flight at once */
+    int messages;           /* fanout: messages to send (0: rate x duration) */
+    int burst;              /* fanout: send them back to back */
+    int payload;            /* bytes of the message body */
+    double duration, warmup, hold, timeout, drain;
+    int heartbeat_s;
+    int workers;
+    int source_ips;         /* spread sources over this many 127.0.0.0/8 addresses */
+    const char *topic;      /* topic prefix */
+    int server_pids[MAX_SERVER_PIDS];
+    int nserver_pids;
+    const char *report, *csv;
+    int quiet;
+    int track;              /* fanout: messages tracked for first/last receiver */
+} opts_t;
+
+/* Error kinds, as reported. */
+enum err {
+    E_CONNECT, E_HANDSHAKE, E_JOIN, E_JOIN_TIMEOUT, E_PUSH, E_CLOSED, E_CHANNEL, E_PROTOCOL,
+    E_LOCAL, E_N
+};
+extern const char *const err_names[E_N];
+
+/* Close codes counted separately (the last slot: any other). */
+#define NCODES 14
+extern const int close_codes[NCODES];
+
+enum phase { PH_CONNECT, PH_RUN, PH_STOP };
+
+/* The parent writes, workers read. */
+typedef struct control {
+    volatile uint64_t phase;
+    volatile uint64_t t0;         /* run phase: the schedule's origin (ns) */
+    volatile uint64_t t_measure;  /* messages due before this are warm-up (not timed) */
+} control_t;
+
+/* One worker's counters. Plain words written by their worker only; the
+ * parent's reads may be a moment old, never torn (aligned 64-bit). */
+typedef struct wslot {
+    uint64_t pid;
+    uint64_t clients;                 /* connections this worker owns */
+    uint64_t opened, upgraded, joined, dead, open_now;
+    uint64_t errors[E_N];
+    uint64_t codes[NCODES];
+    uint64_t sent, acked, nacked, expected;
+    uint64_t received, unique, dups, ooo, lost, untimed, other;
+    uint64_t heartbeats;
+    uint64_t first_send_ns, last_send_ns, last_rx_ns, last_join_ns;
+    uint64_t max_send_lag_ns;
+    uint64_t cpu_ns;
+    uint64_t ready, sent_done, final;  /* phase flags */
+    uint64_t converged, last_converged_ns, presence_frames, presence_bytes;
+    uint64_t pubs_with_loss;
+    hist_t connect, join, send_lag;
+    hist_t latency[MAX_TARGETS];
+} wslot_t;
+
+typedef struct shared {
+    control_t ctl;
+    wslot_t w[MAX_WORKERS];
+} shared_t;
+
+extern opts_t O;
+extern ws_target_t targets[MAX_TARGETS];
+extern shared_t *SH;
+extern uint32_t *sent_by;   /* per publisher (token id): messages sent, shared */
+extern uint64_t *msg_times; /* fanout: per worker, per target, per message: first, last read */
+extern int npubs_total;     /* entries of sent_by */
+extern uint64_t nmessages;  /* fanout: messages in the schedule */
+
+/* Scenario geometry, the same in every process. */
+int total_conns(void);
+int conn_target(int index);
+const char *scenario_topic(int index, char *buf, size_t len);
+
+void worker_main(int w, int wake_fd);
+
+#endif

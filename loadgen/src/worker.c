@@ -1,0 +1,628 @@
+/* worker.c -- a worker process: owns every connection whose index i has
+ * i mod W == w, on its own epoll loop; opens them at its share of the ramp,
+ * joins, sends on the scenario's open-loop schedule, reads and accounts for
+ * everything the server delivers, and keeps its counters in its shared slot.
+ *
+ * Open loop: a message is due at a fixed time (t0 + its place in the
+ * schedule) and carries that intended time, not the time it was written, so
+ * a late send (the server pushing back, or this process busy) shows up as
+ * latency instead of silently stretching the schedule (the "coordinated
+ * omission" that hides latency in closed-loop generators). How late the
+ * writes were is reported separately (send lag). */
+#include "loadgen.h"
+#include "scan.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <parley/protocol.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+enum cphase { C_NEW, C_CONNECTING, C_OPEN, C_JOINING, C_JOINED, C_GONE };
+
+/* What a subscriber knows about one publisher of its topic: the sequence
+ * number expected next, a window of the 64 before it (bit j: next-1-j was
+ * read), and how many distinct messages were read. */
+typedef struct pubstate {
+    uint32_t next, got;
+    uint64_t window;
+} pubstate_t;
+
+typedef struct client {
+    ws_conn_t ws;            /* first: epoll's data.ptr is the client */
+    uint32_t index;
+    uint8_t phase;
+    uint8_t was_joined;      /* joined before the run began: expects every message */
+    uint8_t converged;
+    uint32_t room;
+    uint32_t npairs;
+    pubstate_t *pairs;
+    uint64_t t_open, t_join;
+    uint64_t ref;
+    uint32_t seq;            /* messages sent (rooms) */
+    uint64_t *view;          /* presence: bitmap of user indexes */
+    uint32_t nview;
+} client_t;
+
+static wslot_t *S;
+static control_t *C;
+static int me, nw;
+static client_t *cl;
+static int ncl;
+static int ep;
+static proto_format_t fmt;
+static int inflight;          /* handshakes and joins under way */
+static int fail_logs;
+static proto_buf_t obuf;
+static uint64_t *my_times;    /* fanout: this worker's first/last read per message */
+
+/* The first few failures of a worker are worth a line each; the rest are
+ * counted in the report. */
+static void warn_limited(const char *f, ...) {
+    if (fail_logs++ >= 5)
+        return;
+    va_list ap;
+    va_start(ap, f);
+    fprintf(stderr, "parley-loadgen[worker %d]: ", me);
+    vfprintf(stderr, f, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- geometry ------------------------------------------------------------ */
+
+static int is_fanout(void) {
+    return O.scenario == SC_FANOUT || O.scenario == SC_CROSSNODE;
+}
+
+/* Fanout: indexes 0..P-1 are the publishers (on the first target); every
+ * connection of a topic receives every message sent to it, its own included. */
+static uint32_t room_members(uint32_t room) {
+    if (is_fanout())
+        return (uint32_t)(O.conns + O.publishers);
+    if (O.scenario != SC_ROOMS)
+        return (uint32_t)O.conns;
+    return ((uint32_t)O.conns - room + (uint32_t)O.rooms - 1) / (uint32_t)O.rooms;
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+static json_t *empty; /* {} */
+
+static void send_msg(client_t *c, const char *event, json_t *payload, const char *join_ref) {
+    char ref[24];
+    snprintf(ref, sizeof ref, "%llu", (unsigned long long)++c->ref);
+    char topic[160];
+    const char *t = strcmp(event, "heartbeat") ? scenario_topic((int)c->index, topic, sizeof topic)
+                                               : "phoenix";
+    obuf.len = 0;
+    if (proto_encode(fmt, &obuf, join_ref, ref, t, event, payload ? payload : empty) == PROTO_OK)
+        ws_queue(&c->ws, obuf.data, obuf.len);
+}
+
+static void join(client_t *c, uint64_t now) {
+    json_t *p = json_object();
+    if (O.scenario == SC_PRESENCE) {
+        char user[32];
+        snprintf(user, sizeof user, "u%u", c->index);
+        json_object_set_new(p, "user", json_string(user));
+    }
+    c->phase = C_JOINING;
+    c->t_join = now;
+    send_msg(c, "phx_join", p, "1");
+    json_decref(p);
+    ws_flush(&c->ws);
+}
+
+/* Queues one chat message: body TOKEN<pub>:<seq>:<intended ns>: padded. */
+static void publish(client_t *c, int pub, uint32_t seq, uint64_t due, uint64_t now) {
+    char body[4096];
+    int n = snprintf(body, sizeof body, TOKEN "%d:%u:%llu:", pub, seq, (unsigned long long)due);
+    int want = O.payload < (int)sizeof body - 1 ? O.payload : (int)sizeof body - 1;
+    if (n < want) {
+        memset(body + n, 'x', (size_t)(want - n));
+        n = want;
+    }
+    body[n] = '\0';
+    json_t *p = json_object();
+    json_object_set_new(p, "b", json_stringn(body, (size_t)n));
+    send_msg(c, "msg", p, "1");
+    json_decref(p);
+    S->sent++;
+    __atomic_store_n(&sent_by[pub], seq + 1, __ATOMIC_RELAXED);
+    S->expected += room_members(c->room);
+    if (!S->first_send_ns)
+        S->first_send_ns = now;
+    S->last_send_ns = now;
+    uint64_t lag = now > due ? now - due : 0;
+    hist_record(&S->send_lag, lag);
+    if (lag > S->max_send_lag_ns)
+        S->max_send_lag_ns = lag;
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+static uint64_t parse_u64(const uint8_t **p, const uint8_t *e, int *ok) {
+    uint64_t v = 0;
+    const uint8_t *q = *p;
+    if (q >= e || *q < '0' || *q > '9')
+        *ok = 0;
+    while (q < e && *q >= '0' && *q <= '9')
+        v = v * 10 + (uint64_t)(*q++ - '0');
+    if (q >= e || *q != ':')
+        *ok = 0;
+    *p = q + 1;
+    return v;
+}
+
+static void on_chat(client_t *c, slice_t payload, uint64_t now) {
+    const uint8_t *t = memmem(payload.p, payload.n, TOKEN, sizeof TOKEN - 1);
+    S->received++;
+    if (!t) {
+        S->other++;
+        return;
+    }
+    const uint8_t *p = t + sizeof TOKEN - 1, *e = payload.p + payload.n;
+    int ok = 1;
+    uint64_t pub = parse_u64(&p, e, &ok), seq = parse_u64(&p, e, &ok), due = parse_u64(&p, e, &ok);
+    uint32_t slot = is_fanout() ? (uint32_t)pub : (uint32_t)(pub / (uint64_t)O.rooms);
+    if (!ok || pub >= (uint64_t)npubs_total || slot >= c->npairs ||
+        (O.scenario == SC_ROOMS && pub % (uint64_t)O.rooms != c->room)) {
+        S->other++;
+        return;
+    }
+    pubstate_t *ps = &c->pairs[slot];
+    if (seq >= ps->next) {
+        uint64_t shift = seq - ps->next + 1;
+        ps->window = shift >= 64 ? 0 : ps->window << shift;
+        ps->window |= 1;
+        ps->next = (uint32_t)seq + 1;
+    } else {
+        uint64_t d = ps->next - 1 - seq;
+        if (d < 64 && (ps->window >> d & 1)) {
+            S->dups++;
+            return;
+        }
+        if (d < 64)
+            ps->window |= 1ull << d;
+        S->ooo++;
+    }
+    ps->got++;
+    S->unique++;
+    S->last_rx_ns = now;
+    if (due >= C->t_measure && now >= due)
+        hist_record(&S->latency[c->ws.target], now - due);
+    else
+        S->untimed++;
+    if (my_times && is_fanout()) {
+        uint64_t k = seq * (uint64_t)O.publishers + pub;
+        if (k < (uint64_t)O.track && k < nmessages) {
+            uint64_t *m = my_times + ((size_t)c->ws.target * nmessages + k) * 2;
+            if (!m[0] || now < m[0])
+                m[0] = now;
+            if (now > m[1])
+                m[1] = now;
+        }
+    }
+}
+
+static void on_reply(client_t *c, const uint8_t *p, size_t n, slice_t topic, uint64_t now) {
+    proto_msg_t m;
+    proto_limits_t lim = {.max_message = 1 << 20};
+    if (proto_decode(fmt, p, n, &lim, &m) != PROTO_OK) {
+        S->errors[E_PROTOCOL]++;
+        return;
+    }
+    json_t *st = json_object_get(m.payload, "status");
+    int ok = json_is_string(st) && !strcmp(json_string_value(st), "ok");
+    const char *reason = json_string_value(
+        json_object_get(json_object_get(m.payload, "response"), "reason"));
+    if (scan_str_eq(O.msgpack, topic, "phoenix")) {
+        S->heartbeats++;
+    } else if (c->phase == C_JOINING) {
+        inflight--;
+        if (ok) {
+            c->phase = C_JOINED;
+            S->joined++;
+            S->last_join_ns = now;
+            hist_record(&S->join, now - c->t_join);
+        } else {
+            S->errors[E_JOIN]++;
+            warn_limited("join refused: %s", reason ? reason : "?");
+            c->phase = C_GONE;
+            ws_close(&c->ws);
+        }
+    } else if (ok) {
+        S->acked++;
+    } else {
+        S->nacked++;
+        S->errors[E_PUSH]++;
+        warn_limited("push refused: %s", reason ? reason : "?");
+    }
+    proto_msg_free(&m);
+}
+
+/* Presence: a key "u<i>" joins (side 1) or leaves (side 0) the view. */
+static void view_key(client_t *c, slice_t k, int side) {
+    if (k.n < 2 || k.p[0] != 'u')
+        return;
+    uint64_t i = 0;
+    for (size_t j = 1; j < k.n; j++) {
+        if (k.p[j] < '0' || k.p[j] > '9')
+            return;
+        i = i * 10 + (uint64_t)(k.p[j] - '0');
+    }
+    if (i >= (uint64_t)O.conns)
+        return;
+    uint64_t bit = 1ull << (i & 63), *w = &c->view[i >> 6];
+    if (side && !(*w & bit)) {
+        *w |= bit;
+        c->nview++;
+    } else if (!side && (*w & bit)) {
+        *w &= ~bit;
+        c->nview--;
+    }
+}
+
+static int state_key(void *ud, slice_t k, slice_t v) {
+    (void)v;
+    view_key(ud, k, 1);
+    return 0;
+}
+static int diff_join(void *ud, slice_t k, slice_t v) {
+    (void)v;
+    view_key(ud, k, 1);
+    return 0;
+}
+static int diff_leave(void *ud, slice_t k, slice_t v) {
+    (void)v;
+    view_key(ud, k, 0);
+    return 0;
+}
+static int diff_part(void *ud, slice_t k, slice_t v) {
+    if (k.n == 5 && !memcmp(k.p, "joins", 5))
+        return scan_map(O.msgpack, v, diff_join, ud) < 0 ? -1 : 0;
+    if (k.n == 6 && !memcmp(k.p, "leaves", 6))
+        return scan_map(O.msgpack, v, diff_leave, ud) < 0 ? -1 : 0;
+    return 0;
+}
+
+static void on_presence(client_t *c, int is_state, slice_t payload, uint64_t now) {
+    S->presence_frames++;
+    S->presence_bytes += payload.n;
+    if (!c->view)
+        return;
+    if (scan_map(O.msgpack, payload, is_state ? state_key : diff_part, c) < 0) {
+        S->errors[E_PROTOCOL]++;
+        return;
+    }
+    if (!c->converged && c->nview == (uint32_t)O.conns) {
+        c->converged = 1;
+        S->converged++;
+        if (now > S->last_converged_ns)
+            S->last_converged_ns = now;
+    }
+}
+
+static void on_message(ws_conn_t *w, const uint8_t *p, size_t n, uint64_t now) {
+    client_t *c = (client_t *)w;
+    slice_t v[5];
+    if (scan_split(O.msgpack, p, n, v)) {
+        S->errors[E_PROTOCOL]++;
+        return;
+    }
+    slice_t ev;
+    if (scan_str(O.msgpack, v[3], &ev)) {
+        S->errors[E_PROTOCOL]++;
+        return;
+    }
+#define EV(lit) (ev.n == sizeof lit - 1 && !memcmp(ev.p, lit, sizeof lit - 1))
+    if (EV("phx_reply"))
+        on_reply(c, p, n, v[2], now);
+    else if (EV("presence_diff"))
+        on_presence(c, 0, v[4], now);
+    else if (EV("presence_state"))
+        on_presence(c, 1, v[4], now);
+    else if (EV("phx_error") || EV("phx_close"))
+        S->errors[E_CHANNEL]++;
+    else
+        on_chat(c, v[4], now);
+#undef EV
+}
+
+static void on_open(ws_conn_t *w, uint64_t now) {
+    client_t *c = (client_t *)w;
+    S->upgraded++;
+    S->open_now++;
+    hist_record(&S->connect, now - c->t_open);
+    c->phase = C_OPEN;
+    if (O.scenario == SC_PRESENCE) {
+        inflight--;
+        return; /* joins on the schedule */
+    }
+    join(c, now);
+}
+
+static void on_end(ws_conn_t *w, enum ws_end why, int code, int err) {
+    client_t *c = (client_t *)w;
+    int deliberate = c->phase == C_GONE && why == WS_END_LOCAL; /* counted already */
+    if (c->phase == C_CONNECTING || c->phase == C_JOINING)
+        inflight--;
+    if (c->phase != C_CONNECTING)
+        S->open_now--;
+    c->phase = C_GONE;
+    S->dead++;
+    if (deliberate || (C->phase == PH_STOP && why == WS_END_LOCAL))
+        return;
+    enum err e = why == WS_END_CONNECT     ? E_CONNECT
+                 : why == WS_END_HANDSHAKE ? E_HANDSHAKE
+                 : why == WS_END_PROTOCOL  ? E_PROTOCOL
+                 : why == WS_END_LOCAL     ? E_LOCAL
+                                           : E_CLOSED;
+    S->errors[e]++;
+    if (e == E_CLOSED) {
+        int i = 0;
+        while (i < NCODES - 1 && close_codes[i] != code)
+            i++;
+        S->codes[i]++;
+    }
+    warn_limited("connection %u: %s%s%s (code %d)", c->index, err_names[e], err ? ": " : "",
+                 err ? strerror(err) : "", code);
+}
+
+static const ws_ops_t ops = {on_open, on_message, on_end};
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static void open_client(client_t *c, uint64_t now) {
+    c->phase = C_CONNECTING;
+    c->t_open = now;
+    inflight++;
+    S->opened++;
+    uint32_t src = O.source_ips > 1 ? 0x7F000001u + c->index % (uint32_t)O.source_ips : 0;
+    c->ws.binary = (uint8_t)O.msgpack;
+    ws_open(&c->ws, targets, conn_target((int)c->index), src);
+}
+
+static void setup_client(client_t *c, uint32_t index) {
+    memset(c, 0, sizeof *c);
+    c->ws.fd = -1;
+    c->index = index;
+    c->room = O.scenario == SC_ROOMS || O.scenario == SC_CONNECT ? index % (uint32_t)O.rooms : 0;
+    if (is_fanout())
+        c->npairs = (uint32_t)O.publishers;
+    else if (O.scenario == SC_ROOMS)
+        c->npairs = room_members(c->room);
+    if (c->npairs && !(c->pairs = calloc(c->npairs, sizeof *c->pairs))) {
+        fprintf(stderr, "parley-loadgen: out of memory\n");
+        exit(1);
+    }
+    if (O.scenario == SC_PRESENCE &&
+        !(c->view = calloc(((size_t)O.conns + 63) / 64, sizeof *c->view))) {
+        fprintf(stderr, "parley-loadgen: out of memory\n");
+        exit(1);
+    }
+}
+
+/* After the run: how many expected messages never came, per pair. */
+static void account_losses(void) {
+    uint64_t lost = 0;
+    uint8_t *pub_lossy = calloc((size_t)npubs_total, 1);
+    for (int i = 0; i < ncl; i++) {
+        client_t *c = &cl[i];
+        if (!c->was_joined)
+            continue;
+        for (uint32_t s = 0; s < c->npairs; s++) {
+            uint32_t pub = is_fanout() ? s : c->room + s * (uint32_t)O.rooms;
+            uint32_t sent = __atomic_load_n(&sent_by[pub], __ATOMIC_RELAXED);
+            if (sent > c->pairs[s].got) {
+                lost += sent - c->pairs[s].got;
+                if (pub_lossy)
+                    pub_lossy[pub] = 1;
+            }
+        }
+    }
+    if (pub_lossy)
+        for (int p = 0; p < npubs_total; p++)
+            S->pubs_with_loss += pub_lossy[p];
+    free(pub_lossy);
+    S->lost = lost;
+}
+
+void worker_main(int w, int wake_fd) {
+    me = w;
+    nw = O.workers;
+    S = &SH->w[w];
+    C = &SH->ctl;
+    rnd_seed(now_ns() ^ ((uint64_t)getpid() << 32));
+    fmt = O.msgpack ? PROTO_MSGPACK : PROTO_V2_JSON;
+    proto_buf_init(&obuf);
+    empty = json_object();
+    if (msg_times)
+        my_times = msg_times + (size_t)w * (size_t)O.nurls * nmessages * 2;
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    static char wake_tag;
+    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &wake_tag};
+    epoll_ctl(ep, EPOLL_CTL_ADD, wake_fd, &wev);
+    ws_init(ep, &ops);
+
+    int total = total_conns();
+    ncl = total > w ? (total - w + nw - 1) / nw : 0;
+    cl = calloc((size_t)ncl ? (size_t)ncl : 1, sizeof *cl);
+    for (int i = 0; i < ncl; i++)
+        setup_client(&cl[i], (uint32_t)(w + i * nw));
+    S->clients = (uint64_t)ncl;
+
+    /* Opening: this worker's share of the ramp, at most --concurrency in flight. */
+    uint64_t start = now_ns();
+    double per_worker = O.ramp > 0 ? O.ramp / nw : 0;
+    int next_open = 0, next_join = 0;
+    uint64_t next_hb = start + 1000000000ull;
+    int hb_tick = 0;
+    /* Schedules (run phase). Rooms: user c sends at t0 + phase_c + k/rate. */
+    uint64_t period = O.rate > 0 ? (uint64_t)(1e9 / O.rate) : 0;
+    uint64_t round = 0;
+    int cursor = 0;
+    uint64_t fan_k = (uint64_t)w; /* fanout: next message number for this worker's publishers */
+    int run_started = 0;
+    struct epoll_event evs[512];
+
+    for (;;) {
+        uint64_t now = now_ns();
+        uint64_t next = now + 1000000000ull;
+        int phase = (int)C->phase;
+        if (phase == PH_STOP)
+            break;
+        /* open */
+        while (next_open < ncl && inflight < O.concurrency) {
+            uint64_t due = per_worker > 0 ? start + (uint64_t)(next_open * 1e9 / per_worker) : now;
+            if (due > now) {
+                if (due < next)
+                    next = due;
+                break;
+            }
+            open_client(&cl[next_open++], now);
+        }
+        if (!S->ready && next_open == ncl && inflight == 0)
+            S->ready = 1;
+        if (phase == PH_RUN && !run_started) {
+            run_started = 1;
+            for (int i = 0; i < ncl; i++)
+                cl[i].was_joined = cl[i].phase == C_JOINED;
+        }
+        uint64_t t0 = C->t0, end = t0 + (uint64_t)((O.warmup + O.duration) * 1e9);
+        if (phase == PH_RUN && now < t0 && t0 < next)
+            next = t0;
+        if (phase == PH_RUN && now >= t0 && !S->sent_done) {
+            if (O.scenario == SC_ROOMS && period) {
+                /* cl[] is in index order; user phases are spread evenly */
+                for (;;) {
+                    client_t *c = &cl[cursor];
+                    uint64_t due = t0 + round * period + (uint64_t)c->index * period / (uint64_t)total;
+                    if (due >= end) {
+                        S->sent_done = 1;
+                        break;
+                    }
+                    if (due > now) {
+                        if (due < next)
+                            next = due;
+                        break;
+                    }
+                    if (c->phase == C_JOINED)
+                        publish(c, (int)c->index, c->seq++, due, now);
+                    if (++cursor == ncl) {
+                        cursor = 0;
+                        round++;
+                    }
+                }
+                for (int i = 0; i < ncl; i++)
+                    if (cl[i].ws.outlen && cl[i].phase == C_JOINED)
+                        ws_flush(&cl[i].ws);
+            } else if (is_fanout()) {
+                /* message k goes out on publisher k mod P, owned by worker (k mod P) mod W */
+                for (;;) {
+                    while (fan_k < nmessages && (int)((fan_k % (uint64_t)O.publishers) % (uint64_t)nw) != w)
+                        fan_k++;
+                    if (fan_k >= nmessages) {
+                        S->sent_done = 1;
+                        break;
+                    }
+                    uint64_t due = O.burst || O.rate <= 0 ? t0 : t0 + (uint64_t)((double)fan_k * 1e9 / O.rate);
+                    if (due > now) {
+                        if (due < next)
+                            next = due;
+                        break;
+                    }
+                    int p = (int)(fan_k % (uint64_t)O.publishers);
+                    client_t *c = &cl[p / nw];
+                    if (c->phase == C_JOINED)
+                        publish(c, p, (uint32_t)(fan_k / (uint64_t)O.publishers), due, now);
+                    fan_k++;
+                }
+                for (int i = 0; i < ncl && i * nw < O.publishers; i++)
+                    if (cl[i].ws.outlen && cl[i].phase == C_JOINED)
+                        ws_flush(&cl[i].ws);
+            } else if (O.scenario == SC_PRESENCE) {
+                while (next_join < ncl) {
+                    client_t *c = &cl[next_join];
+                    uint64_t due = O.rate > 0 ? t0 + (uint64_t)((double)c->index * 1e9 / O.rate) : t0;
+                    if (due > now) {
+                        if (due < next)
+                            next = due;
+                        break;
+                    }
+                    if (c->phase == C_OPEN) {
+                        inflight++;
+                        join(c, now);
+                        S->sent++;
+                        if (now > S->last_send_ns)
+                            S->last_send_ns = now;
+                        uint64_t lag = now - due;
+                        hist_record(&S->send_lag, lag);
+                        if (lag > S->max_send_lag_ns)
+                            S->max_send_lag_ns = lag;
+                    }
+                    next_join++;
+                }
+                if (next_join == ncl)
+                    S->sent_done = 1;
+            } else {
+                S->sent_done = 1;
+            }
+        }
+        /* heartbeats: each connection every --heartbeat seconds, spread over them */
+        if (now >= next_hb) {
+            for (int i = hb_tick % O.heartbeat_s; O.heartbeat_s > 0 && i < ncl; i += O.heartbeat_s)
+                if (cl[i].phase >= C_OPEN && cl[i].phase != C_GONE) {
+                    send_msg(&cl[i], "heartbeat", NULL, NULL);
+                    ws_flush(&cl[i].ws);
+                }
+            hb_tick++;
+            /* and joins that got no answer in --timeout seconds */
+            for (int i = 0; i < ncl; i++)
+                if (cl[i].phase == C_JOINING && now - cl[i].t_join > (uint64_t)(O.timeout * 1e9)) {
+                    S->errors[E_JOIN_TIMEOUT]++;
+                    warn_limited("connection %u: no join reply in %g s", cl[i].index, O.timeout);
+                    inflight--;
+                    cl[i].phase = C_GONE;
+                    ws_close(&cl[i].ws);
+                }
+            next_hb += 1000000000ull;
+        }
+        if (next_hb < next)
+            next = next_hb;
+
+        struct timespec ts = {0, 0};
+        now = now_ns();
+        if (next > now) {
+            ts.tv_sec = (time_t)((next - now) / 1000000000u);
+            ts.tv_nsec = (long)((next - now) % 1000000000u);
+        }
+        int n = epoll_pwait2(ep, evs, 512, &ts, NULL);
+        if (n < 0 && errno != EINTR) {
+            perror("epoll_pwait2");
+            exit(1);
+        }
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == &wake_tag) {
+                uint64_t v;
+                if (read(wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+                    exit(1);
+                continue;
+            }
+            ws_event(evs[i].data.ptr, evs[i].events);
+        }
+    }
+    account_losses();
+    for (int i = 0; i < ncl; i++)
+        if (cl[i].ws.state != WS_DEAD && cl[i].ws.state != WS_FREE && cl[i].ws.fd >= 0)
+            ws_close(&cl[i].ws);
+    S->cpu_ns = self_cpu_ns();
+    __atomic_store_n(&S->final, 1, __ATOMIC_RELEASE);
+    exit(0);
+}
