@@ -539,15 +539,18 @@ int main(int argc, char **argv) {
                                   : 0);
     __atomic_store_n(&SH->ctl.phase, PH_RUN, __ATOMIC_RELEASE);
     wake_all();
-    while (now_ns() < SH->ctl.t_measure)
+    /* CPU is sampled just before the measured window opens (a burst may be
+     * over within a millisecond of t0); the window itself starts at t0 or
+     * after the warm-up, exactly. */
+    while (now_ns() + 3000000 < SH->ctl.t_measure)
         tick("run", 1);
     int64_t srv_w0 = servers_cpu_ns();
-    uint64_t lg_w0 = loadgen_cpu_ns(), t_w0 = now_ns();
+    uint64_t lg_w0 = loadgen_cpu_ns(), t_w0 = SH->ctl.t_measure;
     for (int i = 0; i < R.nservers; i++)
         R.servers[i].cpu_w0 = proc_cpu_ns(R.servers[i].pid);
     uint64_t t_w1 = 0;
     if (O.scenario == SC_CONNECT) {
-        while ((double)(now_ns() - t_w0) / 1e9 < O.hold)
+        while (now_ns() < t_w0 + (uint64_t)(O.hold * 1e9))
             tick("hold", 20);
         t_w1 = now_ns();
     } else {

@@ -1,0 +1,303 @@
+// parley-loadgen against the real parley binary, at small scale: every
+// scenario runs to the end, every connection joins, every expected message
+// arrives exactly once and in order, and the JSON report and the CSV are
+// valid and add up. Also: what the loadgen says when things go wrong (the
+// server dies under it; nothing listens), the source addresses it spreads
+// connections over, and parley-floor, the baseline server the benchmarks
+// compare against, serving the same scenarios.
+//
+// Every process started here (parley, redis-server, parley-loadgen,
+// parley-floor) is killed by PID when the test ends.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, describe, test } from "node:test";
+
+import { sleep, startServer, stopAllServers, waitFor, withTimeout } from "./lib/server.mjs";
+import { startRedis, stopAllRedis } from "./lib/redis.mjs";
+
+after(stopAllServers);
+after(stopAllRedis);
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BUILD = path.resolve(here, "..", "..", "build");
+const LOADGEN = process.env.PARLEY_LOADGEN || path.join(BUILD, "loadgen", "parley-loadgen");
+const FLOOR = process.env.PARLEY_FLOOR || path.join(BUILD, "loadgen", "floor", "parley-floor");
+// Sanitized builds are several times slower; sizes stay the same, limits grow.
+const SLOW = process.env.PARLEY_SANITIZED ? 4 : 1;
+
+const scratch = mkdtempSync(path.join(tmpdir(), "parley-loadgen-test-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const children = new Map(); // pid -> ChildProcess
+process.on("exit", () => {
+  for (const pid of children.keys()) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+let runs = 0;
+/** Runs parley-loadgen SCENARIO with args, plus --report and --csv files;
+ * resolves {code, stdout, stderr, report, csv: [rows of cells]}. `during`
+ * (optional) is called with the child while it runs. */
+async function loadgen(scenario, args, { timeoutMs = 60000 * SLOW, during } = {}) {
+  const n = ++runs;
+  const report = path.join(scratch, `report-${n}.json`);
+  const csv = path.join(scratch, `run-${n}.csv`);
+  const proc = spawn(LOADGEN, [scenario, ...args, "--report", report, "--csv", csv, "--quiet"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.set(proc.pid, proc);
+  let stdout = "";
+  let stderr = "";
+  proc.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
+  proc.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
+  const exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
+  if (during) await during(proc);
+  const code = await withTimeout(exited, timeoutMs, `parley-loadgen ${scenario} ${args.join(" ")}`).catch(
+    (e) => {
+      proc.kill("SIGKILL");
+      throw e;
+    },
+  );
+  children.delete(proc.pid);
+  let parsed = null;
+  try {
+    parsed = JSON.parse(readFileSync(report, "utf8"));
+  } catch (e) {
+    assert.fail(`the report of run ${n} is not JSON (${e.message}); stdout: ${stdout} stderr: ${stderr}`);
+  }
+  const rows = readFileSync(csv, "utf8").trim().split("\n").map((l) => l.split(","));
+  return { code, stdout, stderr, report: parsed, csv: rows };
+}
+
+/** Starts parley-floor on an ephemeral port; resolves {url, pid, kill}. */
+async function startFloor(t, mode) {
+  const proc = spawn(FLOOR, ["--port", "0", "--mode", mode], { stdio: ["ignore", "pipe", "pipe"] });
+  children.set(proc.pid, proc);
+  t.after(() => {
+    proc.kill("SIGKILL");
+    children.delete(proc.pid);
+  });
+  let out = "";
+  const port = await withTimeout(
+    new Promise((resolve, reject) => {
+      proc.stdout.setEncoding("utf8").on("data", (d) => {
+        out += d;
+        const m = /listening 127\.0\.0\.1:(\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      proc.once("exit", (code) => reject(new Error(`parley-floor exited (${code}): ${out}`)));
+    }),
+    10000,
+    "parley-floor to listen",
+  );
+  return { url: `ws://127.0.0.1:${port}/socket/websocket`, pid: proc.pid };
+}
+
+/** What every report must satisfy, whatever the scenario. */
+function assertConsistent(r) {
+  const m = r.messages;
+  assert.equal(m.unique + m.duplicated, m.received - m.unparseable, "received = unique + duplicates");
+  assert.ok(r.latency_ms.count <= m.unique, "only distinct deliveries are timed");
+  const byTarget = r.latency_by_target_ms.reduce((s, h) => s + h.count, 0);
+  assert.equal(byTarget, r.latency_ms.count, "per-target latencies add up to the total");
+  for (const h of [r.latency_ms, r.connections.join_ms, r.connections.connect_ms]) {
+    if (!h.count) continue;
+    assert.ok(h.min <= h.p50 && h.p50 <= h.p90 && h.p90 <= h.p99 && h.p99 <= h.p999 && h.p999 <= h.max,
+      `percentiles in order: ${JSON.stringify(h)}`);
+  }
+  assert.ok(r.cpu.loadgen_s >= 0 && r.cpu.window_s > 0, "cpu and window measured");
+  assert.equal(typeof r.machine.cores, "number");
+  assert.match(r.date, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+}
+
+describe("parley-loadgen against parley", () => {
+  test("fanout: every subscriber reads every message once, in order; the report adds up", async (t) => {
+    const srv = await startServer();
+    const subs = 60;
+    const msgs = 25;
+    const { code, report: r, csv, stdout } = await loadgen("fanout", [
+      "--url", srv.url, "--conns", String(subs), "--messages", String(msgs), "--rate", "50",
+      "--warmup", "0", "--server-pid", String(srv.pid),
+    ]);
+    assert.equal(code, 0, stdout);
+    assert.equal(r.ok, true, r.verdict);
+    assert.equal(r.connections.joined, subs + 1, "subscribers and the publisher joined");
+    assert.equal(r.messages.sent, msgs);
+    assert.equal(r.messages.acked, msgs, "every push was acknowledged");
+    assert.equal(r.messages.expected, msgs * (subs + 1), "the publisher gets its own broadcast too");
+    assert.equal(r.messages.unique, r.messages.expected);
+    assert.deepEqual([r.messages.lost, r.messages.duplicated, r.messages.out_of_order], [0, 0, 0]);
+    assert.equal(r.latency_ms.count, msgs * (subs + 1), "no warm-up: every delivery timed");
+    assert.equal(r.fanout.messages_read, msgs);
+    assert.equal(r.fanout.last_receiver_ms.count, msgs);
+    assert.ok(r.fanout.last_receiver_ms.p99 >= r.fanout.first_receiver_ms.p99);
+    assert.ok(r.fanout.last_receiver_ms.max <= r.latency_ms.max + 0.001, "last receiver is a delivery");
+    assert.equal(r.cpu.unit, "delivery");
+    assert.equal(r.cpu.units, r.latency_ms.count);
+    assert.ok(r.cpu.server_s > 0 && r.cpu.server_us_per_unit > 0, "server CPU measured");
+    assert.ok(r.server_rss_peak_kb > 0);
+    assertConsistent(r);
+    assert.deepEqual(csv[0].slice(0, 6), ["t_s", "phase", "open", "joined", "sent", "received"]);
+    assert.ok(csv.length >= 2 && csv.every((row) => row.length === csv[0].length), "CSV rows complete");
+    assert.match(stdout, /result: ok/);
+  });
+
+  test("fanout burst over MessagePack with two publishers and two workers", async () => {
+    const srv = await startServer(["--out-queue-msgs", "10000"]);
+    const { code, report: r } = await loadgen("fanout", [
+      "--url", srv.url, "--serializer", "msgpack", "--conns", "40", "--publishers", "2",
+      "--burst", "--messages", "100", "--workers", "2", "--server-pid", String(srv.pid),
+    ]);
+    assert.equal(code, 0, r.verdict);
+    assert.equal(r.serializer, "msgpack");
+    assert.equal(r.messages.expected, 100 * 42);
+    assert.equal(r.messages.unique, 100 * 42);
+    assert.deepEqual([r.messages.lost, r.messages.duplicated, r.messages.out_of_order], [0, 0, 0]);
+    assert.equal(r.fanout.messages_read, 100);
+    assertConsistent(r);
+  });
+
+  test("rooms: users in rooms, open loop; each room hears only its own", async () => {
+    const srv = await startServer();
+    const users = 60;
+    const rooms = 6;
+    const { code, report: r } = await loadgen("rooms", [
+      "--url", srv.url, "--conns", String(users), "--rooms", String(rooms), "--rate", "5",
+      "--duration", "1", "--warmup", "0.4", "--workers", "2", "--server-pid", String(srv.pid),
+    ]);
+    assert.equal(code, 0, r.verdict);
+    assert.equal(r.connections.joined, users);
+    // 1.4 s at 5 msg/s each: about 7 per user, whatever the phase
+    assert.ok(r.messages.sent >= users * 6 && r.messages.sent <= users * 8, `sent ${r.messages.sent}`);
+    assert.equal(r.messages.expected, r.messages.sent * (users / rooms), "each message reaches its room");
+    assert.equal(r.messages.unique, r.messages.expected);
+    assert.equal(r.messages.unparseable, 0, "no message from another room");
+    assert.ok(r.messages.untimed > 0 && r.latency_ms.count > 0, "warm-up messages checked but not timed");
+    assert.equal(r.latency_ms.count + r.messages.untimed, r.messages.unique);
+    assertConsistent(r);
+  });
+
+  test("presence: every client's view ends up holding every user", async () => {
+    const srv = await startServer();
+    const users = 50;
+    const { code, report: r } = await loadgen("presence", [
+      "--url", srv.url, "--conns", String(users), "--rate", "250", "--serializer", "msgpack",
+      "--server-pid", String(srv.pid),
+    ]);
+    assert.equal(code, 0, r.verdict);
+    assert.equal(r.presence.users, users);
+    assert.equal(r.presence.views_complete, users);
+    assert.ok(r.presence.last_view_complete_ms >= r.presence.last_join_ms - 1, "complete after the last join");
+    assert.ok(r.presence.frames >= users, "presence_state and diffs were read");
+    assert.equal(r.connections.joined, users);
+    assert.equal(r.cpu.unit, "join");
+  });
+
+  test("connect: connections held from several source addresses; memory per connection", async () => {
+    const srv = await startServer();
+    const conns = 300;
+    const sources = new Set();
+    const { code, report: r } = await loadgen(
+      "connect",
+      ["--url", srv.url, "--conns", String(conns), "--rooms", "3", "--hold", String(2 * SLOW),
+        "--workers", "2", "--source-ips", "8", "--ramp", "3000", "--server-pid", String(srv.pid)],
+      {
+        during: async () => {
+          // while held: the server's established peers, from /proc/net/tcp
+          const portHex = srv.port.toString(16).toUpperCase().padStart(4, "0");
+          await waitFor(() => {
+            sources.clear();
+            for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+              const f = line.trim().split(/\s+/);
+              if (f.length > 3 && f[1].endsWith(`:${portHex}`) && f[3] === "01") sources.add(f[2].split(":")[0]);
+            }
+            return sources.size >= 8;
+          }, 20000 * SLOW, "connections from 8 source addresses");
+        },
+      },
+    );
+    assert.equal(code, 0, r.verdict);
+    assert.equal(r.connections.joined, conns);
+    assert.equal(r.connections.join_ms.count, conns);
+    assert.equal(sources.size, 8, "127.0.0.1 .. 127.0.0.8");
+    assert.ok(r.connections.per_s > 0);
+    assert.ok(r.server_bytes_per_connection > 0, "server memory per connection measured");
+    assert.equal(r.cpu.unit, "connection");
+  });
+
+  test("crossnode: published on one node, read on both through Redis", async () => {
+    const redis = await startRedis();
+    const a = await startServer(["--redis", redis.addr]);
+    const b = await startServer(["--redis", redis.addr]);
+    await waitFor(async () => (await a.healthz()).peers === 1 && (await b.healthz()).peers === 1, 10000,
+      "the two nodes see each other");
+    const { code, report: r } = await loadgen("crossnode", [
+      "--url", a.url, "--url", b.url, "--conns", "20", "--rate", "200", "--duration", "1",
+      "--warmup", "0.2", "--server-pid", String(a.pid), "--server-pid", String(b.pid),
+    ]);
+    assert.equal(code, 0, r.verdict);
+    assert.equal(r.latency_by_target_ms.length, 2);
+    assert.ok(r.latency_by_target_ms[1].count > 0, "node B's subscribers read A's messages");
+    assert.ok(r.latency_by_target_ms[0].count > 0);
+    assert.equal(r.messages.unique, r.messages.expected);
+    assert.equal(r.fanout.last_receiver_by_target_ms.length, 2);
+    assert.equal(r.servers.length, 2);
+    assertConsistent(r);
+  });
+
+  test("a server that dies under load: closed connections and lost messages are reported", async () => {
+    const srv = await startServer();
+    const { code, report: r } = await loadgen(
+      "fanout",
+      ["--url", srv.url, "--conns", "30", "--rate", "40", "--duration", "4", "--warmup", "0", "--drain", "1"],
+      {
+        during: async () => {
+          await sleep(1500 * SLOW);
+          srv.kill();
+        },
+      },
+    );
+    assert.equal(code, 1, "a failed run exits 1");
+    assert.equal(r.ok, false);
+    assert.match(r.verdict, /^FAIL/);
+    assert.equal(r.errors.closed, 31, "every connection counted as closed by the server");
+    assert.ok(r.errors.close_codes["1006"] === 31, JSON.stringify(r.errors));
+    assert.ok(r.messages.sent > 0 && r.messages.sent < 160, "sending stopped with the server");
+  });
+
+  test("nothing listening: every connection fails with a connect error", async () => {
+    const srv = await startServer();
+    const url = srv.url;
+    await srv.stop();
+    const { code, report: r } = await loadgen("connect", ["--url", url, "--conns", "10", "--hold", "0"]);
+    assert.equal(code, 1);
+    assert.equal(r.errors.connect, 10);
+    assert.equal(r.connections.joined, 0);
+    assert.match(r.verdict, /0 of 10 connections joined/);
+  });
+});
+
+describe("parley-floor, the baseline server", () => {
+  for (const mode of ["send", "coalesce"]) {
+    test(`--mode ${mode}: serves the fanout scenario completely`, async (t) => {
+      const floor = await startFloor(t, mode);
+      const { code, report: r } = await loadgen("fanout", [
+        "--url", floor.url, "--conns", "50", "--messages", "20", "--rate", "100", "--warmup", "0",
+        "--server-pid", String(floor.pid), ...(mode === "coalesce" ? ["--burst"] : []),
+      ]);
+      assert.equal(code, 0, r.verdict);
+      assert.equal(r.messages.unique, 20 * 51);
+      assert.ok(r.cpu.server_s > 0);
+    });
+  }
+});
