@@ -39,6 +39,7 @@ typedef struct client {
     uint8_t phase;
     uint8_t was_joined;      /* joined before the run began: expects every message */
     uint8_t converged;
+    uint8_t dirty;           /* in the dirty list: output queued, not yet flushed */
     uint32_t room;
     uint32_t npairs;
     pubstate_t *pairs;
@@ -71,6 +72,28 @@ typedef struct prefix {
 } prefix_t;
 static prefix_t *prefixes; /* per room (one for the single-topic scenarios) */
 static int nprefixes;
+
+/* Publishers with messages queued in this pass of the schedule: flushed
+ * once each at the end of it (a burst leaves in few writes), without
+ * looking at every connection. */
+static client_t **dirty;
+static int ndirty;
+
+static void mark_dirty(client_t *c) {
+    if (!c->dirty) {
+        c->dirty = 1;
+        dirty[ndirty++] = c;
+    }
+}
+
+static void flush_dirty(void) {
+    for (int i = 0; i < ndirty; i++) {
+        dirty[i]->dirty = 0;
+        if (dirty[i]->ws.state == WS_OPEN)
+            ws_flush(&dirty[i]->ws);
+    }
+    ndirty = 0;
+}
 
 /* The first few failures of a worker are worth a line each; the rest are
  * counted in the report. */
@@ -144,6 +167,7 @@ static void publish(client_t *c, int pub, uint32_t seq, uint64_t due, uint64_t n
     json_object_set_new(p, "b", json_stringn(body, (size_t)n));
     send_msg(c, "msg", p, "1");
     json_decref(p);
+    mark_dirty(c);
     S->sent++;
     __atomic_store_n(&sent_by[pub], seq + 1, __ATOMIC_RELAXED);
     S->expected += room_members(c->room);
@@ -493,6 +517,11 @@ void worker_main(int w, int wake_fd) {
     int total = total_conns();
     ncl = total > w ? (total - w + nw - 1) / nw : 0;
     cl = calloc((size_t)ncl ? (size_t)ncl : 1, sizeof *cl);
+    dirty = calloc((size_t)ncl ? (size_t)ncl : 1, sizeof *dirty);
+    if (!cl || !dirty) {
+        fprintf(stderr, "parley-loadgen: out of memory\n");
+        exit(1);
+    }
     for (int i = 0; i < ncl; i++)
         setup_client(&cl[i], (uint32_t)(w + i * nw));
     S->clients = (uint64_t)ncl;
@@ -559,9 +588,7 @@ void worker_main(int w, int wake_fd) {
                         round++;
                     }
                 }
-                for (int i = 0; i < ncl; i++)
-                    if (cl[i].ws.outlen && cl[i].phase == C_JOINED)
-                        ws_flush(&cl[i].ws);
+                flush_dirty();
             } else if (is_fanout()) {
                 /* message k goes out on publisher k mod P, owned by worker (k mod P) mod W */
                 for (;;) {
@@ -583,9 +610,7 @@ void worker_main(int w, int wake_fd) {
                         publish(c, p, (uint32_t)(fan_k / (uint64_t)O.publishers), due, now);
                     fan_k++;
                 }
-                for (int i = 0; i < ncl && i * nw < O.publishers; i++)
-                    if (cl[i].ws.outlen && cl[i].phase == C_JOINED)
-                        ws_flush(&cl[i].ws);
+                flush_dirty();
             } else if (O.scenario == SC_PRESENCE) {
                 while (next_join < ncl) {
                     client_t *c = &cl[next_join];
