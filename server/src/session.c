@@ -22,6 +22,10 @@
 /* Seconds a closing socket may take to accept its close frame. */
 #define CLOSE_WAIT_S 5
 
+/* Idle connections cost one session each: keep it in a 128-byte malloc
+ * chunk (see session.h). */
+_Static_assert(sizeof(session_t) <= 120, "session_t grew past 120 bytes");
+
 static uint64_t next_id = 1;
 static session_t *idle_list;   /* utlist DL via iprev/inext */
 
@@ -29,8 +33,6 @@ static session_t *idle_list;   /* utlist DL via iprev/inext */
 
 /* One write gathers at most this many bytes of queued frames. */
 #define WRITE_CHUNK 65536
-/* An empty ring larger than this is freed rather than kept. */
-#define RING_KEEP 64
 
 static uint8_t write_buf[WRITE_CHUNK];
 /* Sessions that were given frames since the last flush (utlist DL via
@@ -40,42 +42,74 @@ static session_t *flush_list;
 static void stop_session(session_t *s, int drop_queue);
 static int write_queued(session_t *s);
 
-static int ring_grow(session_t *s) {
-    uint32_t cap = s->qcap ? s->qcap * 2 : 8;
-    frame_t **q = malloc(cap * sizeof *q);
-    if (!q)
-        return -1;
-    for (uint32_t i = 0; i < s->qcount; i++)
-        q[i] = s->q[(s->qhead + i) % s->qcap];
-    free(s->q);
-    s->q = q;
-    s->qcap = cap;
-    s->qhead = 0;
+/* The queue holds one frame inline (q.one) and only becomes a ring (8
+ * entries, doubling; always a power of two) when a second frame is queued
+ * before the first was written. The ring is freed as soon as it empties, so
+ * an idle socket holds no queue memory, and a paced broadcast (one frame per
+ * socket per flush) never allocates. */
+static frame_t *q_front(const session_t *s) {
+    return s->qcap ? s->q.ring[s->qhead] : s->q.one;
+}
+
+/* Appends f (the caller's reference passes to the queue). 0, or -1 if out
+ * of memory. */
+static int q_push(session_t *s, frame_t *f) {
+    if (s->qcap == 0 && s->qcount == 0) {
+        s->q.one = f;
+        s->qcount = 1;
+        return 0;
+    }
+    if (s->qcap == 0 || s->qcount == s->qcap) { /* one frame inline, or the ring is full */
+        uint32_t cap = s->qcap ? s->qcap * 2 : 8;
+        frame_t **r = malloc(cap * sizeof *r);
+        if (!r)
+            return -1;
+        if (s->qcap == 0) {
+            r[0] = s->q.one;
+        } else {
+            for (uint32_t i = 0; i < s->qcount; i++)
+                r[i] = s->q.ring[(s->qhead + i) & (s->qcap - 1)];
+            free(s->q.ring);
+        }
+        s->q.ring = r;
+        s->qcap = cap;
+        s->qhead = 0;
+    }
+    s->q.ring[(s->qhead + s->qcount) & (s->qcap - 1)] = f;
+    s->qcount++;
     return 0;
 }
 
-static void ring_pop(session_t *s) {
-    frame_t *f = s->q[s->qhead];
+static void q_pop(session_t *s) {
+    frame_t *f;
+    if (s->qcap) {
+        f = s->q.ring[s->qhead];
+        s->qhead = (s->qhead + 1) & (s->qcap - 1);
+        if (--s->qcount == 0) {
+            free(s->q.ring);
+            s->q.ring = NULL;
+            s->qcap = s->qhead = 0;
+        }
+    } else {
+        f = s->q.one;
+        s->q.one = NULL;
+        s->qcount--;
+    }
     s->qbytes -= f->len;
     frame_unref(f);
-    s->qhead = (s->qhead + 1) % s->qcap;
-    s->qcount--;
 }
 
-static void ring_clear(session_t *s) {
+static void q_clear(session_t *s) {
     while (s->qcount)
-        ring_pop(s);
-    free(s->q);
-    s->q = NULL;
-    s->qcap = s->qhead = 0;
+        q_pop(s);
 }
 
 /* An empty queue always takes one frame, however large: a single broadcast
  * bigger than the byte limit (a message re-encoded for another serializer
  * can grow) is not the client's slowness. */
 static int over_limit(const session_t *s, const frame_t *f) {
-    return s->qcount > 0 && (s->qcount + 1 > (uint64_t)config.out_queue_msgs ||
-                             s->qbytes + f->len > (uint64_t)config.out_queue_bytes);
+    return s->qcount > 0 && ((uint64_t)s->qcount + 1 > (uint64_t)config.out_queue_msgs ||
+                             (uint64_t)s->qbytes + f->len > (uint64_t)config.out_queue_bytes);
 }
 
 /* 1 once lws has started closing the socket itself (a close frame from the
@@ -99,17 +133,16 @@ int session_enqueue(session_t *s, frame_t *f) {
     }
     if (over_limit(s, f)) {
         metrics.disconnects_slow++;
-        plog(LOG_WARN, "slow_consumer", "conn=%llu queued_msgs=%u queued_bytes=%zu",
+        plog(LOG_WARN, "slow_consumer", "conn=%llu queued_msgs=%u queued_bytes=%u",
              (unsigned long long)s->id, s->qcount, s->qbytes);
         session_close(s, CLOSE_SLOW_CONSUMER, "slow consumer");
         return -1;
     }
-    if (s->qcount == s->qcap && ring_grow(s)) {
+    if (q_push(s, f)) {
         session_close(s, CLOSE_INTERNAL, "out of memory");
         return -1;
     }
-    s->q[(s->qhead + s->qcount) % s->qcap] = frame_ref(f);
-    s->qcount++;
+    frame_ref(f);
     s->qbytes += f->len;
     metrics.messages_out++;
     metrics.bytes_out += f->len;
@@ -128,28 +161,25 @@ int session_enqueue(session_t *s, frame_t *f) {
  * lws' own control frames. Must only be called when lws holds nothing unsent.
  * Returns -1 if the connection is broken. */
 static int write_queued(session_t *s) {
-    frame_t *f = s->q[s->qhead];
+    frame_t *f = q_front(s);
     if (s->qcount == 1 || f->len >= WRITE_CHUNK) {
         int n = lws_write(s->wsi, f->data, f->len, LWS_WRITE_RAW);
-        ring_pop(s);
+        q_pop(s);
         return n < 0 ? -1 : 0;
     }
     size_t used = 0;
-    while (s->qcount && (f = s->q[s->qhead])->len <= WRITE_CHUNK - used) {
+    while (s->qcount && (f = q_front(s))->len <= WRITE_CHUNK - used) {
         memcpy(write_buf + used, f->data, f->len);
         used += f->len;
-        ring_pop(s);
+        q_pop(s);
     }
     return lws_write(s->wsi, write_buf, used, LWS_WRITE_RAW) < 0 ? -1 : 0;
 }
 
-/* After a write: ask for WRITEABLE if frames remain, else give back a ring
- * that grew large. */
+/* After a write: ask for WRITEABLE if frames remain. */
 static void after_write(session_t *s) {
     if (s->qcount)
         lws_callback_on_writable(s->wsi);
-    else if (s->qcap > RING_KEEP)
-        ring_clear(s);
 }
 
 /* Writes what each session was given since the last flush, once per loop
@@ -248,7 +278,7 @@ static void reply_error(session_t *s, const char *join_ref, const char *ref, con
  * join_ref and ref are both the channel's join_ref. */
 static void push_close(session_t *s, channel_t *ch) {
     json_t *empty = json_object();
-    send_frame(s, frame_encode(s->format, ch->join_ref, ch->join_ref, ch->topic->name,
+    send_frame(s, frame_encode(s->format, channel_join_ref(ch), channel_join_ref(ch), ch->topic->name,
                                "phx_close", empty));
     json_decref(empty);
 }
@@ -256,15 +286,18 @@ static void push_close(session_t *s, channel_t *ch) {
 /* ---- channels ----------------------------------------------------------- */
 
 static channel_t *find_channel(session_t *s, const char *topic, size_t len) {
-    channel_t *ch;
-    HASH_FIND(hh, s->channels, topic, len, ch);
-    return ch;
+    for (channel_t *ch = s->channels; ch; ch = ch->snext)
+        if (ch->topic->len == len && memcmp(ch->topic->name, topic, len) == 0)
+            return ch;
+    return NULL;
 }
 
 static void channel_destroy(session_t *s, channel_t *ch) {
-    HASH_DEL(s->channels, ch);
+    channel_t **pp = &s->channels;
+    while (*pp != ch)
+        pp = &(*pp)->snext;
+    *pp = ch->snext;
     topics_unsubscribe(ch);
-    free(ch->join_ref);
     free(ch);
     s->nchannels--;
     metrics.channels--;
@@ -312,17 +345,20 @@ static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m) {
         reply_error(s, m->join_ref, m->ref, m->topic, ERR_PRESENCE, why);
         return;
     }
-    channel_t *ch = calloc(1, sizeof *ch);
-    if (!ch || (m->join_ref && !(ch->join_ref = strdup(m->join_ref))) ||
-        topics_subscribe(ch, m->topic, m->topic_len)) {
-        if (ch)
-            free(ch->join_ref);
+    size_t jl = m->join_ref ? strlen(m->join_ref) : 0;
+    channel_t *ch = calloc(1, sizeof *ch + jl + 1);
+    if (!ch || topics_subscribe(ch, m->topic, m->topic_len)) {
         free(ch);
         session_close(s, CLOSE_INTERNAL, "out of memory");
         return;
     }
+    if (m->join_ref) {
+        ch->has_join_ref = 1;
+        memcpy(ch->join_ref_, m->join_ref, jl + 1);
+    }
     ch->session = s;
-    HASH_ADD_KEYPTR(hh, s->channels, ch->topic->name, ch->topic->len, ch);
+    ch->snext = s->channels;
+    s->channels = ch;
     s->nchannels++;
     metrics.channels++;
     metrics.joins_total++;
@@ -338,11 +374,11 @@ static void handle_leave(session_t *s, channel_t *ch, const proto_msg_t *m) {
     /* Phoenix accepts the leave when the channel's join_ref equals the
      * message's, or the channel has none (V1); otherwise the client raced a
      * close the server already sent, and nothing is replied. */
-    if (ch->join_ref && !(m->join_ref && is(m->join_ref, ch->join_ref))) {
+    if (ch->has_join_ref && !(m->join_ref && is(m->join_ref, ch->join_ref_))) {
         ignore_stale(s, m);
         return;
     }
-    reply_ok(s, ch->join_ref, m->ref, m->topic);
+    reply_ok(s, channel_join_ref(ch), m->ref, m->topic);
     push_close(s, ch);
     presence_left(s, ch->topic->name);
     channel_destroy(s, ch);
@@ -366,25 +402,26 @@ static void handle_message(session_t *s, const proto_msg_t *m) {
         reply_error(s, NULL, m->ref, m->topic, ERR_UNMATCHED_TOPIC, "unmatched topic");
         return;
     }
-    if (m->join_ref && ch->join_ref && !is(m->join_ref, ch->join_ref)) {
+    if (m->join_ref && ch->has_join_ref && !is(m->join_ref, ch->join_ref_)) {
         ignore_stale(s, m); /* a message for an earlier join of this topic */
         return;
     }
     if (is(m->event, "presence_update")) {
         const char *why = presence_update(s, m->topic, m->payload);
         if (why)
-            reply_error(s, ch->join_ref, m->ref, m->topic, ERR_PRESENCE, why);
+            reply_error(s, channel_join_ref(ch), m->ref, m->topic, ERR_PRESENCE, why);
         else
-            reply_ok(s, ch->join_ref, m->ref, m->topic);
+            reply_ok(s, channel_join_ref(ch), m->ref, m->topic);
         return;
     }
     if (reserved_event(m->event)) {
-        reply_error(s, ch->join_ref, m->ref, m->topic, ERR_RESERVED_EVENT, "reserved event");
+        reply_error(s, channel_join_ref(ch), m->ref, m->topic, ERR_RESERVED_EVENT,
+                    "reserved event");
         return;
     }
     /* A chat message: acknowledge, then fan out to every subscriber, the
      * sender included (as Phoenix's broadcast!/3 does). */
-    reply_ok(s, ch->join_ref, m->ref, m->topic);
+    reply_ok(s, channel_join_ref(ch), m->ref, m->topic);
     topics_broadcast(ch->topic, m->event, m->payload);
     cluster_publish(ch->topic->name, m->event, m->payload); /* the other nodes' subscribers */
 }
@@ -449,6 +486,15 @@ static void process(session_t *s, const uint8_t *buf, size_t len) {
         proto_msg_free(&m);
 }
 
+/* Frees the reassembly state: only a message in pieces has one. */
+static void rx_drop(session_t *s) {
+    if (s->rx) {
+        proto_assembler_free(s->rx);
+        free(s->rx);
+        s->rx = NULL;
+    }
+}
+
 static void touch(session_t *s) {
     s->last_rx = ev_now(EV_DEFAULT);
     if (s->inext) { /* not yet the tail (most recently active): move it there */
@@ -464,7 +510,7 @@ void session_receive(session_t *s, const void *in, size_t len, int first, int fi
     touch(s);
     if (first)
         s->rx_binary = binary;
-    if (first && final && s->rx.buf.len == 0) { /* whole message in one piece */
+    if (first && final && !s->rx) { /* whole message in one piece */
         if (len > (size_t)config.max_frame)
             close_for(s, ERR_TOO_BIG, CLOSE_TOO_BIG, "message too big");
         else
@@ -472,8 +518,15 @@ void session_receive(session_t *s, const void *in, size_t len, int first, int fi
         return;
     }
     if (first)
-        proto_assembler_reset(&s->rx);
-    int rc = proto_assembler_feed(&s->rx, in, len);
+        rx_drop(s);
+    if (!s->rx) {
+        if (!(s->rx = malloc(sizeof *s->rx))) {
+            session_close(s, CLOSE_INTERNAL, "out of memory");
+            return;
+        }
+        proto_assembler_init(s->rx, (size_t)config.max_frame);
+    }
+    int rc = proto_assembler_feed(s->rx, in, len);
     if (rc == PROTO_ETOOBIG) {
         close_for(s, ERR_TOO_BIG, CLOSE_TOO_BIG, "message too big");
         return;
@@ -483,8 +536,10 @@ void session_receive(session_t *s, const void *in, size_t len, int first, int fi
         return;
     }
     if (final) {
-        process(s, s->rx.buf.data, s->rx.buf.len);
-        proto_assembler_reset(&s->rx);
+        /* process() may close the session, which drops s->rx; the bytes are
+         * not read again once decoded. */
+        process(s, s->rx->buf.data, s->rx->buf.len);
+        rx_drop(s);
     }
 }
 
@@ -499,13 +554,15 @@ int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *ser
      * ignored; presence then relies on the join payload's "user". */
     if (user && *user && strlen(user) <= 256)
         s->user = strdup(user);
-    proto_assembler_init(&s->rx, (size_t)config.max_frame);
     metrics.connections++;
     metrics.connections_total++;
     s->last_rx = ev_now(EV_DEFAULT);
     DL_APPEND2(idle_list, s, iprev, inext);
     s->open = 1;
-    if (proto_negotiate(vsn, serializer, &s->format)) {
+    proto_format_t format = (proto_format_t)0;
+    int bad = proto_negotiate(vsn, serializer, &format);
+    s->format = (uint8_t)format;
+    if (bad) {
         char q1[64], q2[64];
         metrics.errors[ERR_BAD_VSN]++;
         plog(LOG_WARN, "bad_vsn", "conn=%llu vsn=%s serializer=%s", (unsigned long long)s->id,
@@ -529,8 +586,8 @@ int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *ser
 static void stop_session(session_t *s, int drop_queue) {
     s->closing = 1;
     if (drop_queue)
-        ring_clear(s);
-    proto_assembler_reset(&s->rx);
+        q_clear(s);
+    rx_drop(s);
     DL_DELETE2(idle_list, s, iprev, inext);
     s->iprev = s->inext = NULL;
     if (s->flush_pending) {
@@ -566,16 +623,14 @@ void session_closed(session_t *s) {
     if (!s->open)
         return;
     presence_closed(s);
-    channel_t *ch, *tmp;
-    HASH_ITER(hh, s->channels, ch, tmp) {
-        channel_destroy(s, ch);
-    }
+    while (s->channels)
+        channel_destroy(s, s->channels);
     free(s->user);
     s->user = NULL;
     if (!s->closing)
         stop_session(s, 1); /* the peer closed, or lws gave up on the socket */
-    ring_clear(s);
-    proto_assembler_free(&s->rx);
+    q_clear(s);
+    rx_drop(s);
     s->open = 0;
     metrics.connections--;
     plog(LOG_DEBUG, "disconnected", "conn=%llu", (unsigned long long)s->id);

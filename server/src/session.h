@@ -36,28 +36,35 @@ enum close_code {
     CLOSE_BAD_VSN = 4002,       /* unsupported vsn / serializer */
 };
 
+/* Every idle connection costs one of these (plus lws' own ~1.7 KB), so the
+ * layout is kept to 120 bytes, one 128-byte malloc chunk: 32-bit counters,
+ * flags in bits, and what only some connections need (a reassembly buffer,
+ * a queue of more than one frame) allocated when needed and freed after. */
 typedef struct session {
     struct lws *wsi;
     uint64_t id;
-    proto_format_t format;
-    int closing;                /* session_close() was called */
-    int close_code;             /* what to send in the close frame */
-    const char *close_reason;   /* static text */
-    int open;                   /* session_open() succeeded */
-    channel_t *channels;        /* joined topics (uthash, keyed by topic name) */
-    unsigned nchannels;
-    /* Outbound queue: a ring of frame references, oldest at qhead. */
-    frame_t **q;
+    channel_t *channels;        /* joined topics (singly-linked via snext) */
+    /* Outbound queue, oldest first. qcap == 0: at most one frame, held in
+     * q.one; else a ring of qcap references in q.ring, oldest at qhead. */
+    union {
+        frame_t *one;
+        frame_t **ring;
+    } q;
     uint32_t qcap, qhead, qcount;
-    int flush_pending;          /* on the flush list */
+    uint32_t qbytes;            /* bytes of all queued frames (<= --out-queue-bytes + one frame) */
+    uint32_t nchannels;
+    uint16_t close_code;        /* what to send in the close frame */
+    uint8_t format;             /* proto_format_t */
+    unsigned closing : 1;       /* session_close() was called */
+    unsigned open : 1;          /* session_open() succeeded */
+    unsigned flush_pending : 1; /* on the flush list */
+    unsigned rx_binary : 1;     /* opcode of the message being received */
     struct session *fprev, *fnext; /* on the flush list */
-    size_t qbytes;              /* bytes of all queued frames */
-    /* Inbound: fragments of the current message. */
-    proto_assembler_t rx;
-    int rx_binary;
-    double last_rx;             /* loop time of the last frame received */
-    char *user;                 /* connect parameter "user", owned; NULL if absent */
     struct session *iprev, *inext; /* open sessions, least recently active first */
+    double last_rx;             /* loop time of the last frame received */
+    proto_assembler_t *rx;      /* fragments of the current message; NULL between messages */
+    char *user;                 /* connect parameter "user", owned; NULL if absent */
+    const char *close_reason;   /* static text */
 } session_t;
 
 /* Sets up a new connection. query_vsn/query_serializer/query_user are the

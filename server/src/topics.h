@@ -15,13 +15,25 @@
 struct session;
 struct topic;
 
+/* One allocation per joined topic (join_ref stored inline): this is part of
+ * the memory every idle connection costs, so it stays small. A session's
+ * channels are a singly-linked list; lookups by topic name walk it, which
+ * for the few topics a socket joins (--max-channels, 100 by default) costs
+ * less than hashing, and a hash table's buckets would cost ~600 bytes per
+ * socket. */
 typedef struct channel {
     struct session *session;
     struct topic *topic;
-    char *join_ref;                 /* owned; NULL when the client sent none (V1) */
     struct channel *tprev, *tnext;  /* in the topic's subscriber list */
-    UT_hash_handle hh;              /* in the session's table, keyed by topic name */
+    struct channel *snext;          /* in the session's list */
+    unsigned char has_join_ref;     /* 0 when the client sent none (V1) */
+    char join_ref_[];               /* NUL-terminated; use channel_join_ref() */
 } channel_t;
+
+/* The channel's join_ref, or NULL when the client sent none (V1). */
+static inline const char *channel_join_ref(const channel_t *ch) {
+    return ch->has_join_ref ? ch->join_ref_ : NULL;
+}
 
 typedef struct topic {
     char *name;                     /* owned, NUL-terminated */
