@@ -13,20 +13,24 @@ static const uint8_t *json_ws(const uint8_t *p, const uint8_t *e) {
     return p;
 }
 
+/* Byte classes for the scanning loops: a table lookup per byte skips the
+ * bytes that do not matter quickly (presence payloads are mostly such
+ * bytes, and every client reads all of them). */
+static const uint8_t in_string[256] = {['"'] = 1, ['\\'] = 1};
+static const uint8_t structural[256] = {['"'] = 1, ['['] = 1, ['{'] = 1, [']'] = 1, ['}'] = 1};
+
 /* The end of the string starting at p (on its opening quote), or NULL. */
 static const uint8_t *json_string_end(const uint8_t *p, const uint8_t *e) {
-    for (p++; p < e; p++) {
-        const uint8_t *q = memchr(p, '"', (size_t)(e - p));
-        if (!q)
+    p++;
+    for (;;) {
+        while (p < e && !in_string[*p])
+            p++;
+        if (p >= e)
             return NULL;
-        size_t bs = 0; /* an odd run of backslashes escapes the quote */
-        while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\')
-            bs++;
-        if (!(bs & 1))
-            return q + 1;
-        p = q;
+        if (*p == '"')
+            return p + 1;
+        p += 2; /* a backslash and the byte it escapes */
     }
-    return NULL;
 }
 
 /* The end of the value starting at p (no leading blanks), or NULL. */
@@ -41,8 +45,12 @@ static const uint8_t *json_skip(const uint8_t *p, const uint8_t *e) {
             p++;
         return p;
     }
-    int depth = 0;
+    int depth = 0; /* inside a container only quotes and brackets matter */
     while (p < e) {
+        while (p < e && !structural[*p])
+            p++;
+        if (p >= e)
+            break;
         switch (*p) {
         case '"':
             if (!(p = json_string_end(p, e)))
@@ -52,8 +60,7 @@ static const uint8_t *json_skip(const uint8_t *p, const uint8_t *e) {
         case '{':
             depth++;
             break;
-        case ']':
-        case '}':
+        default: /* ] or } */
             if (--depth == 0)
                 return p + 1;
             break;
@@ -82,35 +89,61 @@ static int json_split(const uint8_t *p, size_t n, slice_t out[5]) {
     return 0;
 }
 
-static int json_map(slice_t v, scan_map_cb cb, void *ud) {
-    const uint8_t *p = v.p, *e = v.p + v.n;
+/* Iterates the object at p (within e) and returns its end, or NULL: either
+ * malformed (*rc = -1) or stopped by a callback (*rc = its result). With cb,
+ * cb(key, value) for each entry; with pick, the value of each key pick
+ * names a callback for is an object iterated in turn, in the same pass. */
+static const uint8_t *json_map_at(const uint8_t *p, const uint8_t *e, scan_map_cb cb,
+                                  scan_pick_cb pick, void *ud, int *rc) {
+    *rc = -1;
     if (p >= e || *p++ != '{')
-        return -1;
+        return NULL;
     p = json_ws(p, e);
-    if (p < e && *p == '}')
-        return 0;
+    if (p < e && *p == '}') {
+        *rc = 0;
+        return p + 1;
+    }
     while (p < e) {
         const uint8_t *k = p, *ke = json_skip(p, e);
         if (!ke || *k != '"')
-            return -1;
+            return NULL;
         p = json_ws(ke, e);
         if (p >= e || *p++ != ':')
-            return -1;
+            return NULL;
         p = json_ws(p, e);
-        const uint8_t *ve = json_skip(p, e);
-        if (!ve)
-            return -1;
-        int r = cb(ud, (slice_t){k + 1, (size_t)(ke - k - 2)}, (slice_t){p, (size_t)(ve - p)});
-        if (r)
-            return r;
+        slice_t key = {k + 1, (size_t)(ke - k - 2)};
+        scan_map_cb inner = pick ? pick(ud, key) : NULL;
+        const uint8_t *ve;
+        if (inner) {
+            if (!(ve = json_map_at(p, e, inner, NULL, ud, rc)))
+                return NULL;
+        } else {
+            if (!(ve = json_skip(p, e)))
+                return NULL;
+            int r = cb ? cb(ud, key, (slice_t){p, (size_t)(ve - p)}) : 0;
+            if (r) {
+                *rc = r;
+                return NULL;
+            }
+        }
         p = json_ws(ve, e);
         if (p < e && *p == ',') {
             p = json_ws(p + 1, e);
             continue;
         }
-        return p < e && *p == '}' ? 0 : -1;
+        if (p < e && *p == '}') {
+            *rc = 0;
+            return p + 1;
+        }
+        return NULL;
     }
-    return -1;
+    return NULL;
+}
+
+static int json_map(slice_t v, scan_map_cb cb, scan_pick_cb pick, void *ud) {
+    int rc;
+    json_map_at(v.p, v.p + v.n, cb, pick, ud, &rc);
+    return rc;
 }
 
 /* ---- MessagePack ------------------------------------------------------------ */
@@ -230,25 +263,42 @@ static int mp_str(slice_t v, slice_t *s) {
     return 0;
 }
 
-static int mp_map(slice_t v, scan_map_cb cb, void *ud) {
-    const uint8_t *p = v.p, *e = v.p + v.n;
+/* As json_map_at, for a MessagePack map. */
+static const uint8_t *mp_map_at(const uint8_t *p, const uint8_t *e, scan_map_cb cb,
+                                scan_pick_cb pick, void *ud, int *rc) {
     int kind;
     uint64_t count;
+    *rc = -1;
     if (!(p = mp_head(p, e, &kind, &count)) || kind != 'm')
-        return -1;
+        return NULL;
     for (uint64_t i = 0; i < count; i++) {
         const uint8_t *ke = mp_skip(p, e), *ve;
-        if (!ke || !(ve = mp_skip(ke, e)))
-            return -1;
         slice_t key;
-        if (mp_str((slice_t){p, (size_t)(ke - p)}, &key))
-            return -1;
-        int r = cb(ud, key, (slice_t){ke, (size_t)(ve - ke)});
-        if (r)
-            return r;
+        if (!ke || mp_str((slice_t){p, (size_t)(ke - p)}, &key))
+            return NULL;
+        scan_map_cb inner = pick ? pick(ud, key) : NULL;
+        if (inner) {
+            if (!(ve = mp_map_at(ke, e, inner, NULL, ud, rc)))
+                return NULL;
+        } else {
+            if (!(ve = mp_skip(ke, e)))
+                return NULL;
+            int r = cb ? cb(ud, key, (slice_t){ke, (size_t)(ve - ke)}) : 0;
+            if (r) {
+                *rc = r;
+                return NULL;
+            }
+        }
         p = ve;
     }
-    return 0;
+    *rc = 0;
+    return p;
+}
+
+static int mp_map(slice_t v, scan_map_cb cb, scan_pick_cb pick, void *ud) {
+    int rc;
+    mp_map_at(v.p, v.p + v.n, cb, pick, ud, &rc);
+    return rc;
 }
 
 /* ---- either ----------------------------------------------------------------- */
@@ -273,5 +323,9 @@ int scan_str_eq(int msgpack, slice_t v, const char *lit) {
 }
 
 int scan_map(int msgpack, slice_t v, scan_map_cb cb, void *ud) {
-    return msgpack ? mp_map(v, cb, ud) : json_map(v, cb, ud);
+    return msgpack ? mp_map(v, cb, NULL, ud) : json_map(v, cb, NULL, ud);
+}
+
+int scan_map_of_maps(int msgpack, slice_t v, scan_pick_cb pick, void *ud) {
+    return msgpack ? mp_map(v, NULL, pick, ud) : json_map(v, NULL, pick, ud);
 }

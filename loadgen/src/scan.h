@@ -30,5 +30,9 @@ int scan_str_eq(int msgpack, slice_t v, const char *lit);
  * the first non-zero return and returns it; -1 if v is not a map. */
 typedef int (*scan_map_cb)(void *ud, slice_t key, slice_t val);
 int scan_map(int msgpack, slice_t v, scan_map_cb cb, void *ud);
+/* For a map whose values are maps, in one pass: pick(key) names the
+ * callback for the entries of that key's value, or NULL to skip it. */
+typedef scan_map_cb (*scan_pick_cb)(void *ud, slice_t key);
+int scan_map_of_maps(int msgpack, slice_t v, scan_pick_cb pick, void *ud);
 
 #endif

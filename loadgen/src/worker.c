@@ -72,6 +72,9 @@ typedef struct prefix {
 } prefix_t;
 static prefix_t *prefixes; /* per room (one for the single-topic scenarios) */
 static int nprefixes;
+/* The same for presence_state and presence_diff (presence: one topic), so
+ * that their large payloads are not scanned once more just to find them. */
+static prefix_t state_prefix, diff_prefix;
 
 /* Publishers with messages queued in this pass of the schedule: flushed
  * once each at the end of it (a burst leaves in few writes), without
@@ -319,12 +322,14 @@ static int diff_leave(void *ud, slice_t k, slice_t v) {
     view_key(ud, k, 0);
     return 0;
 }
-static int diff_part(void *ud, slice_t k, slice_t v) {
+/* presence_diff: {"joins": {key: ...}, "leaves": {key: ...}} */
+static scan_map_cb diff_part(void *ud, slice_t k) {
+    (void)ud;
     if (k.n == 5 && !memcmp(k.p, "joins", 5))
-        return scan_map(O.msgpack, v, diff_join, ud) < 0 ? -1 : 0;
+        return diff_join;
     if (k.n == 6 && !memcmp(k.p, "leaves", 6))
-        return scan_map(O.msgpack, v, diff_leave, ud) < 0 ? -1 : 0;
-    return 0;
+        return diff_leave;
+    return NULL;
 }
 
 static void on_presence(client_t *c, int is_state, slice_t payload, uint64_t now) {
@@ -332,7 +337,8 @@ static void on_presence(client_t *c, int is_state, slice_t payload, uint64_t now
     S->presence_bytes += payload.n;
     if (!c->view)
         return;
-    if (scan_map(O.msgpack, payload, is_state ? state_key : diff_part, c) < 0) {
+    if ((is_state ? scan_map(O.msgpack, payload, state_key, c)
+                  : scan_map_of_maps(O.msgpack, payload, diff_part, c)) < 0) {
         S->errors[E_PROTOCOL]++;
         return;
     }
@@ -344,33 +350,56 @@ static void on_presence(client_t *c, int is_state, slice_t payload, uint64_t now
     }
 }
 
+/* The bytes of [null, null, topic, event, {}] before the payload. */
+static prefix_t envelope_prefix(const char *topic, const char *event) {
+    prefix_t x = {NULL, 0};
+    proto_buf_t b;
+    proto_buf_init(&b);
+    /* the empty payload is {}] in JSON, one byte (0x80) in MessagePack */
+    size_t tail = O.msgpack ? 1 : 3;
+    if (proto_encode(fmt, &b, NULL, NULL, topic, event, empty) == PROTO_OK && b.len > tail) {
+        x.p = b.data;
+        x.n = b.len - tail;
+    } else {
+        proto_buf_free(&b);
+    }
+    return x;
+}
+
 static void build_prefixes(void) {
+    char topic[160];
     nprefixes = O.scenario == SC_ROOMS || O.scenario == SC_CONNECT ? O.rooms : 1;
     prefixes = calloc((size_t)nprefixes, sizeof *prefixes);
-    json_t *e = json_object();
-    for (int r = 0; prefixes && r < nprefixes; r++) {
-        char topic[160];
-        proto_buf_t b;
-        proto_buf_init(&b);
-        scenario_topic(r, topic, sizeof topic);
-        /* the empty payload is {}] in JSON, one byte (0x80) in MessagePack */
-        size_t tail = O.msgpack ? 1 : 3;
-        if (proto_encode(fmt, &b, NULL, NULL, topic, "msg", e) == PROTO_OK && b.len > tail) {
-            prefixes[r].p = b.data;
-            prefixes[r].n = b.len - tail;
-        } else {
-            proto_buf_free(&b);
-        }
+    for (int r = 0; prefixes && r < nprefixes; r++)
+        prefixes[r] = envelope_prefix(scenario_topic(r, topic, sizeof topic), "msg");
+    if (O.scenario == SC_PRESENCE) {
+        state_prefix = envelope_prefix(scenario_topic(0, topic, sizeof topic), "presence_state");
+        diff_prefix = envelope_prefix(topic, "presence_diff");
     }
-    json_decref(e);
+}
+
+/* The payload of message p if it starts with prefix x. */
+static int has_prefix(const prefix_t *x, const uint8_t *p, size_t n, slice_t *payload) {
+    size_t close = O.msgpack ? 0 : 1; /* JSON: the envelope's closing ] */
+    if (!x->p || n <= x->n + close || memcmp(p, x->p, x->n))
+        return 0;
+    *payload = (slice_t){p + x->n, n - x->n - close};
+    return 1;
 }
 
 static void on_message(ws_conn_t *w, const uint8_t *p, size_t n, uint64_t now) {
     client_t *c = (client_t *)w;
-    const prefix_t *pre = prefixes ? &prefixes[c->room % (uint32_t)nprefixes] : NULL;
-    size_t close = O.msgpack ? 0 : 1; /* JSON: the envelope's closing ] */
-    if (pre && pre->p && n > pre->n + close && !memcmp(p, pre->p, pre->n)) {
-        on_chat(c, (slice_t){p + pre->n, n - pre->n - close}, now);
+    slice_t pl;
+    if (prefixes && has_prefix(&prefixes[c->room % (uint32_t)nprefixes], p, n, &pl)) {
+        on_chat(c, pl, now);
+        return;
+    }
+    if (has_prefix(&diff_prefix, p, n, &pl)) {
+        on_presence(c, 0, pl, now);
+        return;
+    }
+    if (has_prefix(&state_prefix, p, n, &pl)) {
+        on_presence(c, 1, pl, now);
         return;
     }
     slice_t v[5];

@@ -132,6 +132,12 @@ static int collect(void *ud, slice_t k, slice_t v) {
     return 0;
 }
 
+static scan_map_cb pick_all(void *ud, slice_t k) {
+    (void)ud;
+    (void)k;
+    return collect;
+}
+
 static void test_scan_json(void) {
     const char *m = "[null, \"7\",\"room:a\" ,\"msg\",{\"b\":\"x \\\"q\\\" ] } LG1:1:2:3:\",\"n\":[1,{\"a\":2}]}]";
     slice_t v[5];
@@ -144,6 +150,16 @@ static void test_scan_json(void) {
     keys_t ks = {""};
     check("json: map keys in order", scan_map(0, v[4], collect, &ks) == 0 && !strcmp(ks.got, "b,n,"),
           "%s", ks.got);
+    const char *diff = "{\"joins\": {\"u1\": {\"metas\": [{\"k\": \"}\"}]}, \"u2\": {}}, \"leaves\": {\"u3\": 1}}";
+    ks.got[0] = '\0';
+    check("json: map of maps in one pass",
+          scan_map_of_maps(0, (slice_t){(const uint8_t *)diff, strlen(diff)}, pick_all, &ks) == 0 &&
+              !strcmp(ks.got, "u1,u2,u3,"),
+          "%s", ks.got);
+    const char *bad_diff = "{\"joins\": {\"u1\": {}, }}";
+    check("json: a malformed inner map is refused",
+          scan_map_of_maps(0, (slice_t){(const uint8_t *)bad_diff, strlen(bad_diff)}, pick_all, &ks) == -1,
+          NULL);
     const char *bad[] = {"", "[", "[1,2,3,4]", "[1,2,3,4,5,6]", "[\"a\",\"b\",\"c\",\"d\",{]",
                          "{\"a\":1}", "[1,2,3,4,{\"x\":\"unterminated}]", "[1,2,3,4,5"};
     int rejected = 1;
@@ -170,6 +186,11 @@ static void test_scan_msgpack(void) {
     keys_t ks = {""};
     check("msgpack: map keys", r == 0 && scan_map(1, v[4], collect, &ks) == 0 &&
                                    !strcmp(ks.got, "joins,leaves,"),
+          "%s", ks.got);
+    /* one pass over a map of maps: the inner keys of "joins" and "leaves" */
+    ks.got[0] = '\0';
+    check("msgpack: map of maps", r == 0 && scan_map_of_maps(1, v[4], pick_all, &ks) == 0 &&
+                                      !strcmp(ks.got, "u1,"),
           "%s", ks.got);
     int rejected = 1;
     for (size_t cut = 0; cut < sizeof m; cut++) /* every truncation */
