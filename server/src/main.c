@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,6 +137,29 @@ static void make_node_id(char *out, size_t size) {
     snprintf(out, size, "n%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
 }
 
+/* Raises the soft limit on open descriptors to the hard one (capped at
+ * FD_LIMIT_MAX), before lws sizes its fd tables from it: every connection is
+ * a descriptor, and lws refuses sockets past its table. Returns the limit in
+ * force, or -1 if it cannot be read. */
+#define FD_LIMIT_MAX 1048576
+static long raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return -1;
+    rlim_t want = rl.rlim_max;
+    if (want == RLIM_INFINITY || want > FD_LIMIT_MAX)
+        want = FD_LIMIT_MAX;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit raised = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = want;
+        else
+            plog(LOG_WARN, "fd_limit_not_raised", "soft=%llu hard=%llu",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? FD_LIMIT_MAX : (long)rl.rlim_cur;
+}
+
 static int split_listen(const char *listen, char *host, size_t hostsz, int *port) {
     const char *colon = strrchr(listen, ':');
     size_t hl = (size_t)(colon - listen);
@@ -167,6 +191,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "parley: --listen must be HOST:PORT, not \"%s\"\n", config.listen);
         return 2;
     }
+
+    long fd_limit = raise_fd_limit();
 
     struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
     if (!loop) {
@@ -250,8 +276,9 @@ int main(int argc, char **argv) {
     ev_signal_init(&sigint_watcher, on_signal, SIGINT);
     ev_signal_start(loop, &sigint_watcher);
 
-    plog(LOG_INFO, "listening", "host=%s port=%d node=%s version=%s static_dir=\"%s\"", host,
-         bound, node_id, PARLEY_VERSION, config.static_dir);
+    plog(LOG_INFO, "listening",
+         "host=%s port=%d node=%s version=%s static_dir=\"%s\" fd_limit=%ld", host, bound,
+         node_id, PARLEY_VERSION, config.static_dir, fd_limit);
     ev_run(loop, 0);
 
     cluster_shutdown();
