@@ -72,7 +72,7 @@ typedef struct wslot {
     uint64_t opened, upgraded, joined, dead, open_now;
     uint64_t errors[E_N];
     uint64_t codes[NCODES];
-    uint64_t sent, acked, nacked, expected;
+    uint64_t sent, sent_timed, acked, nacked, expected; /* sent_timed: due in the window */
     uint64_t received, unique, dups, ooo, lost, untimed, other;
     uint64_t heartbeats;
     uint64_t first_send_ns, last_send_ns, last_rx_ns, last_join_ns;

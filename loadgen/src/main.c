@@ -321,9 +321,10 @@ static void merged_latency(hist_t *h) {
             hist_add(h, &SH->w[w].latency[t]);
 }
 
-static void progress(const char *phase) {
+/* Once a second, and once more at the end (force) for the last part. */
+static void progress_at(const char *phase, int force) {
     uint64_t now = now_ns();
-    if (now - P.last_t < 1000000000ull)
+    if (now - P.last_t < 1000000000ull && !(force && now > P.last_t))
         return;
     double dt = (double)(now - P.last_t) / 1e9;
     uint64_t sent = SUM(sent), recv = SUM(unique), lg = loadgen_cpu_ns();
@@ -362,6 +363,10 @@ static void progress(const char *phase) {
     P.last_h = P.cur_h;
 }
 
+static void progress(const char *phase) {
+    progress_at(phase, 0);
+}
+
 /* Sleeps up to ms, printing progress; returns early when a worker died. */
 static void tick(const char *phase, int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -385,6 +390,7 @@ static void tick(const char *phase, int ms) {
 }
 
 static void start_workers(void) {
+    fflush(NULL); /* or each child would write the parent's buffered output again */
     for (int w = 0; w < O.workers; w++) {
         wake[w] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wake[w] < 0) {
@@ -543,7 +549,7 @@ int main(int argc, char **argv) {
      * over within a millisecond of t0); the window itself starts at t0 or
      * after the warm-up, exactly. */
     while (now_ns() + 3000000 < SH->ctl.t_measure)
-        tick("run", 1);
+        tick(now_ns() < t0 ? "start" : "warmup", 1);
     int64_t srv_w0 = servers_cpu_ns();
     uint64_t lg_w0 = loadgen_cpu_ns(), t_w0 = SH->ctl.t_measure;
     for (int i = 0; i < R.nservers; i++)
@@ -585,7 +591,7 @@ int main(int argc, char **argv) {
         R.servers[i].rss_end_kb = proc_status_kb(R.servers[i].pid, "VmRSS");
         R.servers[i].hwm_kb = proc_status_kb(R.servers[i].pid, "VmHWM");
     }
-    progress("end");
+    progress_at("end", 1);
 
     /* Phase 3: stop; the workers count what never came. */
     __atomic_store_n(&SH->ctl.phase, PH_STOP, __ATOMIC_RELEASE);
@@ -632,8 +638,9 @@ int main(int argc, char **argv) {
             sent_total += sent_by[p];
         for (uint64_t k = 0; k < nmessages && due; k++) {
             uint64_t seq = k / (uint64_t)O.publishers, p = k % (uint64_t)O.publishers;
-            if (seq < sent_by[p])
-                due[k] = O.burst || O.rate <= 0 ? t0 : t0 + (uint64_t)((double)k * 1e9 / O.rate);
+            uint64_t d = O.burst || O.rate <= 0 ? t0 : t0 + (uint64_t)((double)k * 1e9 / O.rate);
+            if (seq < sent_by[p] && d >= SH->ctl.t_measure) /* warm-up messages are not timed */
+                due[k] = d;
         }
         if (due)
             first_last(&R, due);

@@ -148,14 +148,14 @@ int report_json(const char *path, const results_t *r) {
         json_array_append_new(lat_t, hist_json(&t->latency[i]));
     json_object_set_new(
         root, "messages",
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "sent",
-                  (json_int_t)t->sent, "acked", (json_int_t)t->acked, "refused",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "sent",
+                  (json_int_t)t->sent, "sent_in_window", (json_int_t)t->sent_timed, "acked", (json_int_t)t->acked, "refused",
                   (json_int_t)t->nacked, "expected", (json_int_t)t->expected, "received",
                   (json_int_t)t->received, "unique", (json_int_t)t->unique, "lost",
                   (json_int_t)t->lost, "duplicated", (json_int_t)t->dups, "out_of_order",
                   (json_int_t)t->ooo, "publishers_with_loss", (json_int_t)t->pubs_with_loss,
                   "unparseable", (json_int_t)t->other, "untimed", (json_int_t)t->untimed,
-                  "sent_per_s", r->window_s > 0 ? (double)t->sent / r->window_s : 0.0,
+                  "sent_per_s", r->window_s > 0 ? (double)t->sent_timed / r->window_s : 0.0,
                   "received_per_s", r->window_s > 0 ? r->units / r->window_s : 0.0));
     json_object_set_new(root, "latency_ms", hist_json(&r->latency));
     json_object_set_new(root, "latency_by_target_ms", lat_t);

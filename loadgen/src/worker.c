@@ -172,6 +172,8 @@ static void publish(client_t *c, int pub, uint32_t seq, uint64_t due, uint64_t n
     json_decref(p);
     mark_dirty(c);
     S->sent++;
+    if (due >= C->t_measure)
+        S->sent_timed++;
     __atomic_store_n(&sent_by[pub], seq + 1, __ATOMIC_RELAXED);
     S->expected += room_members(c->room);
     if (!S->first_send_ns)
@@ -717,5 +719,6 @@ void worker_main(int w, int wake_fd) {
             ws_close(&cl[i].ws);
     S->cpu_ns = self_cpu_ns();
     __atomic_store_n(&S->final, 1, __ATOMIC_RELEASE);
-    exit(0);
+    fflush(stderr);
+    _exit(0); /* not exit(): the parent's stdio buffers were copied by fork() */
 }

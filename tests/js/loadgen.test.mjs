@@ -149,6 +149,7 @@ describe("parley-loadgen against parley", () => {
     assertConsistent(r);
     assert.deepEqual(csv[0].slice(0, 6), ["t_s", "phase", "open", "joined", "sent", "received"]);
     assert.ok(csv.length >= 2 && csv.every((row) => row.length === csv[0].length), "CSV rows complete");
+    assert.equal(csv.filter((row) => row[0] === "t_s").length, 1, "one header row");
     assert.match(stdout, /result: ok/);
   });
 
@@ -183,6 +184,7 @@ describe("parley-loadgen against parley", () => {
     assert.equal(r.messages.unique, r.messages.expected);
     assert.equal(r.messages.unparseable, 0, "no message from another room");
     assert.ok(r.messages.untimed > 0 && r.latency_ms.count > 0, "warm-up messages checked but not timed");
+    assert.ok(r.messages.sent_in_window < r.messages.sent, "warm-up sends are not in the window");
     assert.equal(r.latency_ms.count + r.messages.untimed, r.messages.unique);
     assertConsistent(r);
   });
@@ -244,8 +246,11 @@ describe("parley-loadgen against parley", () => {
     const { code, report: r } = await loadgen("crossnode", [
       "--url", a.url, "--url", b.url, "--conns", "20", "--rate", "200", "--duration", "1",
       "--warmup", "0.2", "--server-pid", String(a.pid), "--server-pid", String(b.pid),
+      "--workers", "2",
     ]);
     assert.equal(code, 0, r.verdict);
+    // 0.2 s of warm-up at 200/s: 40 messages checked but not timed, also per message
+    assert.ok(r.fanout.messages_read >= 195 && r.fanout.messages_read <= 201, `${r.fanout.messages_read}`);
     assert.equal(r.latency_by_target_ms.length, 2);
     assert.ok(r.latency_by_target_ms[1].count > 0, "node B's subscribers read A's messages");
     assert.ok(r.latency_by_target_ms[0].count > 0);
