@@ -6,10 +6,12 @@
  * and the idle list. */
 #include "session.h"
 
+#include <errno.h>
 #include <ev.h>
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <utlist.h>
 
 #include "cluster.h"
@@ -153,19 +155,41 @@ int session_enqueue(session_t *s, frame_t *f) {
     return 0;
 }
 
-/* Hands queued frames to lws in one write: several frames are gathered into
+/* Writes bytes that must leave in this order and before anything else:
+ * straight to the socket (one send(), no lws_write bookkeeping: this is the
+ * whole per-delivery cost in user space of a paced broadcast), and whatever
+ * the kernel does not take is handed to lws (LWS_WRITE_RAW), which keeps it
+ * and sends it on POLLOUT before anything else on this socket. Must only be
+ * called when lws holds nothing unsent. Returns -1 if the connection is
+ * broken. */
+static int send_raw(session_t *s, uint8_t *p, size_t len) {
+    int fd = lws_get_socket_fd(s->wsi);
+    if (fd < 0)
+        return -1;
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == (ssize_t)len)
+        return 0;
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        n = 0;
+    }
+    return lws_write(s->wsi, p + n, len - (size_t)n, LWS_WRITE_RAW) < 0 ? -1 : 0;
+}
+
+/* Writes queued frames in one write: several frames are gathered into
  * write_buf, whole frames only; a lone frame, or one larger than the buffer,
- * goes as it is. LWS_WRITE_RAW sends the bytes unchanged (they are complete
- * WebSocket frames already); whatever the kernel does not take lws keeps and
- * sends before anything else on this socket, so frames never interleave with
- * lws' own control frames. Must only be called when lws holds nothing unsent.
- * Returns -1 if the connection is broken. */
+ * goes as it is. The bytes are complete WebSocket frames already; since what
+ * the kernel does not take is kept by lws and sent first, frames never
+ * interleave with lws' own control frames. Must only be called when lws
+ * holds nothing unsent. Returns -1 if the connection is broken. */
 static int write_queued(session_t *s) {
     frame_t *f = q_front(s);
     if (s->qcount == 1 || f->len >= WRITE_CHUNK) {
-        int n = lws_write(s->wsi, f->data, f->len, LWS_WRITE_RAW);
+        /* The queue's reference keeps the frame alive through the write. */
+        int rc = send_raw(s, f->data, f->len);
         q_pop(s);
-        return n < 0 ? -1 : 0;
+        return rc;
     }
     size_t used = 0;
     while (s->qcount && (f = q_front(s))->len <= WRITE_CHUNK - used) {
@@ -173,7 +197,7 @@ static int write_queued(session_t *s) {
         used += f->len;
         q_pop(s);
     }
-    return lws_write(s->wsi, write_buf, used, LWS_WRITE_RAW) < 0 ? -1 : 0;
+    return send_raw(s, write_buf, used);
 }
 
 /* After a write: ask for WRITEABLE if frames remain. */
