@@ -246,6 +246,14 @@ int main(int argc, char **argv) {
     info.options = LWS_SERVER_OPTION_LIBEV;
     info.foreign_loops = foreign_loops;
     info.count_threads = 1;
+    /* No lws keepalive: lws' default policy pings every socket after 300 s
+     * without traffic it counts and hangs up at 310 s, keeping one timer
+     * per socket in a sorted list that every insertion walks (accepting a
+     * connection inserts a few: O(connections) each). Liveness is ours
+     * already: --idle-timeout closes sockets that send nothing, and Phoenix
+     * clients send a heartbeat every 30 s. */
+    static const lws_retry_bo_t no_keepalive = {0};
+    info.retry_and_idle_policy = &no_keepalive;
 
     context = lws_create_context(&info);
     if (!context) {
