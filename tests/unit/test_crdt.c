@@ -15,6 +15,7 @@
  * No framework: prints "ok N - name" / "not ok N - name", then
  * "N passed, M failed"; exits non-zero on failure. */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1629,6 +1630,54 @@ static void test_cost(void) {
     obs_free(&oc);
 }
 
+/* Memory: what one presence entry costs the server besides its meta, as
+ * heap in use (glibc mallinfo2) before and after tracking 100,000 entries
+ * with typical metas {"name", "status", "online_at"}. Operators size nodes
+ * by it (docs/presence.md); the budget is 300 B per entry plus the meta.
+ * Skipped under AddressSanitizer, whose allocator mallinfo2 does not see. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+static size_t heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+static void test_memory(void) {
+#ifdef UNDER_ASAN
+    printf("ok - memory per entry: skipped under AddressSanitizer\n");
+#else
+    enum { N = 100000 };
+    crdt_t *c = crdt_new("n0123456789ab", NULL, NULL);
+    json_t **metas = malloc(N * sizeof *metas);
+    char key[32], name[32];
+    size_t h0 = heap_in_use();
+    for (long i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "User %ld", i);
+        metas[i] = json_pack("{s:s,s:s,s:I}", "name", name, "status", "online", "online_at",
+                             (json_int_t)1795262400);
+    }
+    size_t h1 = heap_in_use();
+    for (long i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "u%ld", i);
+        crdt_join(c, (uint64_t)i + 1, "room:lobby", key, metas[i]);
+        json_decref(metas[i]); /* the CRDT holds the only reference now */
+    }
+    size_t h2 = heap_in_use();
+    double entry = (double)(h2 - h1) / N, meta = (double)(h1 - h0) / N;
+    check("memory: one entry costs at most 300 B besides its meta", entry <= 300,
+          "%.0f B per entry (meta %.0f B)", entry, meta);
+    printf("# %.0f B per entry, plus %.0f B for its meta\n", entry, meta);
+    crdt_free(c);
+    free(metas);
+#endif
+}
+
 int main(void) {
     json_object_seed(1); /* reproducible hash order inside jansson */
     double t0 = now();
@@ -1638,6 +1687,7 @@ int main(void) {
     test_liveness();
     test_malformed();
     test_cost();
+    test_memory();
     printf("# total %.2f s\n", now() - t0);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
