@@ -35,6 +35,8 @@ static session_t *idle_list;   /* utlist DL via iprev/inext */
 
 /* One write gathers at most this many bytes of queued frames. */
 #define WRITE_CHUNK 65536
+/* session_flush() checks this many sessions before writing to them. */
+#define FLUSH_BATCH 32
 
 static uint8_t write_buf[WRITE_CHUNK];
 /* Sessions that were given frames since the last flush (utlist DL via
@@ -42,7 +44,7 @@ static uint8_t write_buf[WRITE_CHUNK];
 static session_t *flush_list;
 
 static void stop_session(session_t *s, int drop_queue);
-static int write_queued(session_t *s);
+static int write_queued(session_t *s, int fd);
 
 /* The queue holds one frame inline (q.one) and only becomes a ring (8
  * entries, doubling; always a power of two) when a second frame is queued
@@ -127,7 +129,7 @@ int session_enqueue(session_t *s, frame_t *f) {
      * client's backlog: write them now if the socket will take them. */
     while (over_limit(s, f) && s->flush_pending && s->qcount &&
            !lws_partial_buffered(s->wsi) && !lws_closing(s)) {
-        if (write_queued(s) < 0) {
+        if (write_queued(s, lws_get_socket_fd(s->wsi)) < 0) {
             stop_session(s, 1);
             lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             return -1;
@@ -162,8 +164,7 @@ int session_enqueue(session_t *s, frame_t *f) {
  * and sends it on POLLOUT before anything else on this socket. Must only be
  * called when lws holds nothing unsent. Returns -1 if the connection is
  * broken. */
-static int send_raw(session_t *s, uint8_t *p, size_t len) {
-    int fd = lws_get_socket_fd(s->wsi);
+static int send_raw(session_t *s, int fd, uint8_t *p, size_t len) {
     if (fd < 0)
         return -1;
     ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -182,12 +183,13 @@ static int send_raw(session_t *s, uint8_t *p, size_t len) {
  * goes as it is. The bytes are complete WebSocket frames already; since what
  * the kernel does not take is kept by lws and sent first, frames never
  * interleave with lws' own control frames. Must only be called when lws
- * holds nothing unsent. Returns -1 if the connection is broken. */
-static int write_queued(session_t *s) {
+ * holds nothing unsent. fd is lws_get_socket_fd(s->wsi). Returns -1 if the
+ * connection is broken. */
+static int write_queued(session_t *s, int fd) {
     frame_t *f = q_front(s);
     if (s->qcount == 1 || f->len >= WRITE_CHUNK) {
         /* The queue's reference keeps the frame alive through the write. */
-        int rc = send_raw(s, f->data, f->len);
+        int rc = send_raw(s, fd, f->data, f->len);
         q_pop(s);
         return rc;
     }
@@ -197,7 +199,7 @@ static int write_queued(session_t *s) {
         used += f->len;
         q_pop(s);
     }
-    return send_raw(s, write_buf, used);
+    return send_raw(s, fd, write_buf, used);
 }
 
 /* After a write: ask for WRITEABLE if frames remain. */
@@ -213,27 +215,43 @@ static void after_write(session_t *s) {
  * leaves each socket in one write. A socket that cannot take everything
  * continues from LWS_CALLBACK_SERVER_WRITEABLE. */
 void session_flush(void) {
+    struct {
+        session_t *s;
+        int fd;
+    } batch[FLUSH_BATCH];
     while (flush_list) {
-        session_t *s = flush_list;
-        DL_DELETE2(flush_list, s, fprev, fnext);
-        s->flush_pending = 0;
-        if (s->closing || !s->qcount)
-            continue;
-        if (lws_closing(s)) { /* lws is closing it: no data after its close frame */
-            stop_session(s, 1);
-            continue;
+        /* The checks first, for a batch of sessions, then the writes: each
+         * check is a cache miss or two into lws' per-connection structures,
+         * and with no system call in between the CPU overlaps them, where
+         * between two send()s they would be waited for one after another. */
+        int n = 0;
+        while (flush_list && n < FLUSH_BATCH) {
+            session_t *s = flush_list;
+            DL_DELETE2(flush_list, s, fprev, fnext);
+            s->flush_pending = 0;
+            if (s->closing || !s->qcount)
+                continue;
+            if (lws_closing(s)) { /* lws is closing it: no data after its close frame */
+                stop_session(s, 1);
+                continue;
+            }
+            if (lws_partial_buffered(s->wsi)) {
+                lws_callback_on_writable(s->wsi); /* lws drains first, then calls us */
+                continue;
+            }
+            batch[n].s = s;
+            batch[n++].fd = lws_get_socket_fd(s->wsi);
         }
-        if (lws_partial_buffered(s->wsi)) {
-            lws_callback_on_writable(s->wsi); /* lws drains first, then calls us */
-            continue;
+        for (int i = 0; i < n; i++) {
+            session_t *s = batch[i].s;
+            if (write_queued(s, batch[i].fd) < 0) {
+                /* The peer is gone: no close frame can be sent. */
+                stop_session(s, 1);
+                lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+                continue;
+            }
+            after_write(s);
         }
-        if (write_queued(s) < 0) {
-            /* The peer is gone: no close frame can be sent. */
-            stop_session(s, 1);
-            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-            continue;
-        }
-        after_write(s);
     }
 }
 
@@ -246,7 +264,7 @@ int session_writable(session_t *s) {
         /* What was queued before the close goes first (lws sends its close
          * frame only after everything it holds), then the close frame. */
         if (s->qcount && s->close_reason && !lws_closing(s)) {
-            if (write_queued(s) < 0)
+            if (write_queued(s, lws_get_socket_fd(s->wsi)) < 0)
                 return -1;
             if (s->qcount) {
                 lws_callback_on_writable(s->wsi);
@@ -302,8 +320,8 @@ static void reply_error(session_t *s, const char *join_ref, const char *ref, con
  * join_ref and ref are both the channel's join_ref. */
 static void push_close(session_t *s, channel_t *ch) {
     json_t *empty = json_object();
-    send_frame(s, frame_encode(s->format, channel_join_ref(ch), channel_join_ref(ch), ch->topic->name,
-                               "phx_close", empty));
+    const char *jr = channel_join_ref(ch);
+    send_frame(s, frame_encode(s->format, jr, jr, ch->topic->name, "phx_close", empty));
     json_decref(empty);
 }
 
