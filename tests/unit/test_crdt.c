@@ -1643,10 +1643,12 @@ static void test_cost(void) {
 #endif
 #endif
 
+#ifndef UNDER_ASAN
 static size_t heap_in_use(void) {
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;
 }
+#endif
 
 static void test_memory(void) {
 #ifdef UNDER_ASAN
