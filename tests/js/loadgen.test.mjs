@@ -264,7 +264,9 @@ describe("parley-loadgen against parley", () => {
     const srv = await startServer();
     const { code, report: r } = await loadgen(
       "fanout",
-      ["--url", srv.url, "--conns", "30", "--rate", "40", "--duration", "4", "--warmup", "0", "--drain", "1"],
+      // The server dies at 1.5 s of a 4 s run (both scaled under sanitizers).
+      ["--url", srv.url, "--conns", "30", "--rate", "40", "--duration", String(4 * SLOW), "--warmup", "0",
+        "--drain", "1"],
       {
         during: async () => {
           await sleep(1500 * SLOW);
@@ -277,7 +279,7 @@ describe("parley-loadgen against parley", () => {
     assert.match(r.verdict, /^FAIL/);
     assert.equal(r.errors.closed, 31, "every connection counted as closed by the server");
     assert.ok(r.errors.close_codes["1006"] === 31, JSON.stringify(r.errors));
-    assert.ok(r.messages.sent > 0 && r.messages.sent < 160, "sending stopped with the server");
+    assert.ok(r.messages.sent > 0 && r.messages.sent < 100 * SLOW, "sending stopped with the server (killed at 60 * SLOW sent)");
   });
 
   test("nothing listening: every connection fails with a connect error", async () => {
