@@ -135,6 +135,7 @@ el.messageInput.addEventListener("input", () => {
 
 el.statusSelect.addEventListener("change", () => {
   const status = normalizeStatus(el.statusSelect.value);
+  view.showOwnStatus(status);
   saveSettings({ status });
   current?.setStatus(status);
 });
@@ -142,7 +143,7 @@ el.statusSelect.addEventListener("change", () => {
 // Another tab of this page changed the status: all of one person's tabs
 // follow, so that the room sees one status per person.
 watchStatus((status) => {
-  el.statusSelect.value = status;
+  view.showOwnStatus(status);
   current?.setStatus(status);
 });
 

@@ -30,6 +30,7 @@ export class ChatView {
       chat: $("chat"),
       roomTitle: $("room-title"),
       meLine: $("me-line"),
+      statusPicker: $("status-picker"),
       statusSelect: $("status-select"),
       peopleToggle: $("people-toggle"),
       peopleToggleCount: $("people-toggle-count"),
@@ -71,7 +72,7 @@ export class ChatView {
     this.setJoinError(null);
     this.el.roomTitle.textContent = `#${room}`;
     this.el.meLine.textContent = `You are ${name}`;
-    this.el.statusSelect.value = status;
+    this.showOwnStatus(status);
     this.el.messageInput.value = "";
     this.el.messageInput.placeholder = `Message #${room}`;
     this.el.messages.replaceChildren();
@@ -80,6 +81,12 @@ export class ChatView {
     this.setTyping("");
     this.setPeopleOpen(false);
     this.autosize();
+  }
+
+  /** Shows one's own status in the status select. */
+  showOwnStatus(status) {
+    this.el.statusSelect.value = status;
+    this.el.statusPicker.dataset.status = status;
   }
 
   // ---- connection --------------------------------------------------------------
