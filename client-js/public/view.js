@@ -201,8 +201,6 @@ export class ChatView {
   setPeopleCount(n) {
     this.el.peopleCount.textContent = String(n);
     this.el.peopleToggleCount.textContent = String(n);
-    this.el.peopleToggle.querySelector(".visually-hidden").textContent =
-      `Show who is online (${n}):`;
   }
 
   /** Opens or closes the online list (on narrow screens it is a panel). */

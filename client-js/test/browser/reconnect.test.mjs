@@ -67,6 +67,10 @@ test("the pages reconnect by themselves after the server restarts", async () => 
   await waitForPeople(a, { Ada: "online", Bob: "busy" }, { timeout: RECOVERY });
   await waitForPeople(b, { Ada: "online", Bob: "busy" }, { timeout: RECOVERY });
   for (const page of pages) await waitForNotice(page, "Reconnected.");
+  // Nothing is left of the dead server's presence: one connection each.
+  for (const page of pages) {
+    assert.equal(await page.locator("#people-list .person-status[title]").count(), 0);
+  }
 
   // Messages flow both ways again.
   await sendMessage(a, "after the outage, from Ada");

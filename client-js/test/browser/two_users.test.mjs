@@ -78,7 +78,7 @@ test("two people see each other, chat, type, change status and leave", async () 
     polling: 100,
   });
   const expiredAfter = Date.now() - stoppedAt;
-  assert.ok(expiredAfter >= 1500, `typing expired after only ${expiredAfter} ms`);
+  assert.ok(expiredAfter >= 2500, `typing expired after only ${expiredAfter} ms`);
   // Sending ends typing at once.
   await a.getByLabel("Message", { exact: true }).pressSequentially("ne");
   await typingB.filter({ hasText: "Ada is typing…" }).waitFor({ timeout: WAIT });
@@ -102,21 +102,57 @@ test("two people see each other, chat, type, change status and leave", async () 
   await sendMessage(b, "Two tabs?");
   await waitForMessage(a2, "Two tabs?");
   await waitForMessage(a, "Two tabs?");
+  // A status chosen in one tab is taken up by her other tab.
+  await a2.getByLabel("Your status").selectOption("busy");
+  await a.waitForFunction(() => document.getElementById("status-select").value === "busy", null, {
+    timeout: WAIT,
+  });
+  await waitForPeople(b, { Ada: "busy", Bob: "online" });
   // Closing one of her tabs does not make her leave.
   await a2.close();
   await b.waitForTimeout(300);
-  await waitForPeople(b, { Ada: "away", Bob: "online" });
+  await waitForPeople(b, { Ada: "busy", Bob: "online" });
   assert.equal(await message(b, "Two tabs?").count(), 1);
+  assert.equal(await b.locator("#messages .notice", { hasText: "Ada" }).count(), 0);
 
   await screenshot(a, "two_users-ada");
   await screenshot(b, "two_users-bob");
 
   // Bob closes his page: he disappears from Ada's list, with a notice.
   await bob.context.close();
-  await waitForPeople(a, { Ada: "away" });
+  await waitForPeople(a, { Ada: "busy" });
   await waitForNotice(a, "Bob left");
   await screenshot(a, "two_users-ada-after-bob-left");
 
   assert.deepEqual([...a.errors, ...b.errors, ...a2.errors].map(String), []);
   await ada.context.close();
+});
+
+test("leaving a room and joining another one", async () => {
+  const { context, page } = await joinChat(browser, server, { name: "Cy", room: "first" });
+  assert.match(page.url(), /\?room=first$/);
+  await sendMessage(page, "in the first room");
+  await waitForMessage(page, "in the first room");
+
+  // Leave: back to the welcome form, the name remembered.
+  await page.getByRole("button", { name: "Leave" }).click();
+  await page.getByLabel("Your name").waitFor({ state: "visible" });
+  assert.equal(await page.getByLabel("Your name").inputValue(), "Cy");
+  assert.doesNotMatch(page.url(), /room=/);
+
+  // Another room: a fresh conversation, and the address names it.
+  await page.getByLabel("Room").fill("Second Room");
+  await page.getByRole("button", { name: "Join room" }).click();
+  await waitForPeople(page, { Cy: "online" });
+  assert.equal(await page.locator("#room-title").textContent(), "#second-room");
+  assert.match(page.url(), /\?room=second-room$/);
+  assert.equal(await message(page, "in the first room").count(), 0);
+
+  // With the name remembered, a reload goes straight back into the room
+  // named in the address.
+  await page.reload();
+  await waitForPeople(page, { Cy: "online" });
+  assert.equal(await page.locator("#room-title").textContent(), "#second-room");
+  assert.deepEqual(page.errors.map(String), []);
+  await context.close();
 });
