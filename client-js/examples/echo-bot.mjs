@@ -24,20 +24,26 @@ const WebSocket = globalThis.WebSocket ?? (await import("ws")).default;
 
 const USAGE = `usage: node echo-bot.mjs [--url URL] [--room ROOM] [--name NAME] [--user KEY]
 
-  --url   the server's socket endpoint   $PARLEY_URL   (ws://127.0.0.1:4000/socket)
-  --room  room to join ("lobby" = topic room:lobby)   $PARLEY_ROOM   (lobby)
-  --name  display name                   $BOT_NAME     (Echo bot)
-  --user  presence key                   $BOT_USER     (the name)`;
+  --url URL    the server's socket endpoint  ($PARLEY_URL; default ws://127.0.0.1:4000/socket)
+  --room ROOM  the room; "lobby" is the topic room:lobby  ($PARLEY_ROOM; default lobby)
+  --name NAME  the name people see  ($BOT_NAME; default Echo bot)
+  --user KEY   the presence key  ($BOT_USER; default: the name)`;
 
-const { values: opts } = parseArgs({
-  options: {
-    url: { type: "string", default: process.env.PARLEY_URL || "ws://127.0.0.1:4000/socket" },
-    room: { type: "string", default: process.env.PARLEY_ROOM || "lobby" },
-    name: { type: "string", default: process.env.BOT_NAME || "Echo bot" },
-    user: { type: "string", default: process.env.BOT_USER || "" },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
+let opts;
+try {
+  ({ values: opts } = parseArgs({
+    options: {
+      url: { type: "string", default: process.env.PARLEY_URL || "ws://127.0.0.1:4000/socket" },
+      room: { type: "string", default: process.env.PARLEY_ROOM || "lobby" },
+      name: { type: "string", default: process.env.BOT_NAME || "Echo bot" },
+      user: { type: "string", default: process.env.BOT_USER || "" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }));
+} catch (err) {
+  console.error(`${err.message}\n${USAGE}`);
+  process.exit(2);
+}
 if (opts.help) {
   console.log(USAGE);
   process.exit(0);
@@ -49,10 +55,16 @@ const topic = opts.room.includes(":") ? opts.room : `room:${opts.room}`;
 const log = (line) => console.log(`[echo-bot] ${line}`);
 
 const socket = new Socket(opts.url, { params: { user }, transport: WebSocket });
-socket.onOpen(() => log(`connected to ${opts.url}`));
 let stopping = false;
-socket.onClose((event) => stopping || log(`disconnected (${event?.code ?? "?"}); reconnecting`));
-socket.onError(() => {}); // followed by onClose, which says it
+let connected = false;
+socket.onOpen(() => {
+  connected = true;
+  log(`connected to ${opts.url}`);
+});
+socket.onClose((event) => {
+  if (!stopping) log(`${connected ? "connection lost" : "cannot connect"} (${event?.code}); retrying`);
+  connected = false;
+});
 
 const channel = socket.channel(topic, { name, status: "online" });
 

@@ -20,20 +20,26 @@ const WebSocket = globalThis.WebSocket ?? (await import("ws")).default;
 
 const USAGE = `usage: node msgpack-bot.mjs [--url URL] [--room ROOM] [--name NAME] [--user KEY]
 
-  --url   the server's socket endpoint   $PARLEY_URL   (ws://127.0.0.1:4000/socket)
-  --room  room to join ("lobby" = topic room:lobby)   $PARLEY_ROOM   (lobby)
-  --name  display name                   $BOT_NAME     (Ping bot)
-  --user  presence key                   $BOT_USER     (the name)`;
+  --url URL    the server's socket endpoint  ($PARLEY_URL; default ws://127.0.0.1:4000/socket)
+  --room ROOM  the room; "lobby" is the topic room:lobby  ($PARLEY_ROOM; default lobby)
+  --name NAME  the name people see  ($BOT_NAME; default Ping bot)
+  --user KEY   the presence key  ($BOT_USER; default: the name)`;
 
-const { values: opts } = parseArgs({
-  options: {
-    url: { type: "string", default: process.env.PARLEY_URL || "ws://127.0.0.1:4000/socket" },
-    room: { type: "string", default: process.env.PARLEY_ROOM || "lobby" },
-    name: { type: "string", default: process.env.BOT_NAME || "Ping bot" },
-    user: { type: "string", default: process.env.BOT_USER || "" },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
+let opts;
+try {
+  ({ values: opts } = parseArgs({
+    options: {
+      url: { type: "string", default: process.env.PARLEY_URL || "ws://127.0.0.1:4000/socket" },
+      room: { type: "string", default: process.env.PARLEY_ROOM || "lobby" },
+      name: { type: "string", default: process.env.BOT_NAME || "Ping bot" },
+      user: { type: "string", default: process.env.BOT_USER || "" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }));
+} catch (err) {
+  console.error(`${err.message}\n${USAGE}`);
+  process.exit(2);
+}
 if (opts.help) {
   console.log(USAGE);
   process.exit(0);
