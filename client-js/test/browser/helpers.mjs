@@ -25,7 +25,7 @@ export const SHOTS = path.join(
 );
 
 /** An upper bound for ordinary waits (a message, a presence change). */
-export const WAIT = 5000;
+export const WAIT = 10000;
 
 const browsers = new Set();
 

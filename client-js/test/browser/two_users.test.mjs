@@ -130,15 +130,20 @@ test("two people see each other, chat, type, change status and leave", async () 
 
 test("leaving a room and joining another one", async () => {
   const { context, page } = await joinChat(browser, server, { name: "Cy", room: "first" });
+  const dee = await joinChat(browser, server, { name: "Dee", room: "first" });
   assert.match(page.url(), /\?room=first$/);
   await sendMessage(page, "in the first room");
   await waitForMessage(page, "in the first room");
+  await waitForMessage(dee.page, "in the first room");
 
-  // Leave: back to the welcome form, the name remembered.
+  // Leave: back to the welcome form, the name remembered; the others see
+  // Cy leave.
   await page.getByRole("button", { name: "Leave" }).click();
   await page.getByLabel("Your name").waitFor({ state: "visible" });
   assert.equal(await page.getByLabel("Your name").inputValue(), "Cy");
   assert.doesNotMatch(page.url(), /room=/);
+  await waitForPeople(dee.page, { Dee: "online" });
+  await waitForNotice(dee.page, "Cy left");
 
   // Another room: a fresh conversation, and the address names it.
   await page.getByLabel("Room").fill("Second Room");
@@ -147,12 +152,15 @@ test("leaving a room and joining another one", async () => {
   assert.equal(await page.locator("#room-title").textContent(), "#second-room");
   assert.match(page.url(), /\?room=second-room$/);
   assert.equal(await message(page, "in the first room").count(), 0);
+  // The connection left behind does not come back into the first room.
+  await dee.page.waitForTimeout(500);
+  await waitForPeople(dee.page, { Dee: "online" });
 
   // With the name remembered, a reload goes straight back into the room
   // named in the address.
   await page.reload();
   await waitForPeople(page, { Cy: "online" });
   assert.equal(await page.locator("#room-title").textContent(), "#second-room");
-  assert.deepEqual(page.errors.map(String), []);
-  await context.close();
+  assert.deepEqual([...page.errors, ...dee.page.errors].map(String), []);
+  await Promise.all([context.close(), dee.context.close()]);
 });
