@@ -292,6 +292,19 @@ test("greeter: after a reconnect, the room as it is now is not announced", async
   assert.deepEqual(await bot.stop("SIGTERM"), { code: 0, signal: null });
 });
 
+test("every library bot exits 0 on SIGTERM while it cannot reach the server", async (t) => {
+  const gone = await startServer();
+  await gone.stop("SIGTERM"); // a port where nothing listens any more
+  const started = ["echo-bot.mjs", "greeter-bot.mjs", "msgpack-bot.mjs"].map((file) =>
+    startBot(t, file, botArgs(gone, "nowhere", "Bot", "bot")),
+  );
+  await Promise.all(started.slice(0, 2).map((bot) => bot.waitOutput(/cannot connect/)));
+  await sleep(SETTLE_MS); // the MessagePack bot says nothing; give it as long
+  for (const result of await Promise.all(started.map((bot) => bot.stop("SIGTERM")))) {
+    assert.deepEqual(result, { code: 0, signal: null });
+  }
+});
+
 // ---- the MessagePack bot and the raw bot --------------------------------------------
 
 test("msgpack bot: answers !ping and !who over MessagePack, to JSON clients", async (t) => {
