@@ -3,12 +3,14 @@
 // A channel goes closed -> joining -> joined, and back to joining by itself
 // whenever it is lost: after the socket reconnects, and, with the rejoinAfterMs
 // backoff, after a channel error (phx_error), a join error or a join timeout.
-// leave() is the only way to stop it (joined -> leaving -> closed).
+// Only leave() (joined -> leaving -> closed) or a phx_close from the server
+// ends it.
 //
 // Pushes made before the channel is joined wait in a buffer and go out, in
 // order, as soon as the join succeeds; each still times out after its own
-// timeout. Messages of an earlier join of the topic (another join_ref) are
-// dropped, so a late reply can never reach the wrong join.
+// timeout. Pushes sent but unanswered when the connection is lost end in
+// "timeout" at once. Messages of an earlier join of the topic (another
+// join_ref) are dropped, so a late reply can never reach the wrong join.
 
 import { CHANNEL_EVENTS, CHANNEL_STATES, SEND_BUFFER_FULL } from "./constants.js";
 import Push from "./push.js";
@@ -306,6 +308,18 @@ export default class Channel {
   /** Stops routing replies with `ref`. @internal */
   forgetReply(ref) {
     if (ref !== null) this.replyWaiters.delete(ref);
+  }
+
+  /** The socket's connection is gone. The replies to what was sent over it
+   * will never come: those pushes end in "timeout" now rather than after
+   * their timeout (a leave then closes the channel, as the server dropped
+   * it with the connection). Pushes still in the buffer wait for the rejoin.
+   * @internal */
+  connectionLost(reason) {
+    for (const push of [...this.replyWaiters.values()]) {
+      if (push.sent && push !== this.joinPush) push.settle("timeout", {});
+    }
+    if (this.isJoined() || this.isJoining()) this.trigger(CHANNEL_EVENTS.error, { reason });
   }
 
   /** The number of pushes waiting in this channel's buffer. @internal */

@@ -2,7 +2,7 @@
 //
 // A push ends in exactly one status: "ok" or "error" (the server's reply, or
 // "error" {reason: "send buffer full"} when it could not even be queued), or
-// "timeout" (no reply in time). `receive(status, callback)` registers what to
+// "timeout" (no reply in time, or the connection it went out on was lost). `receive(status, callback)` registers what to
 // do for each; registering after the push has ended calls back at once, so
 // the order of send and receive() never matters.
 //

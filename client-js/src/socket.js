@@ -14,7 +14,6 @@
 // never disturb the next one.
 
 import {
-  CHANNEL_EVENTS,
   CONNECTION_LOST,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_SEND_BUFFER_MAX,
@@ -155,7 +154,7 @@ export default class Socket {
     connection.ended = true;
     this.log("transport", "disconnect", { code, reason });
     connection.transport.close(code, reason);
-    this.triggerChanError(CONNECTION_LOST.disconnect);
+    this.connectionLost(CONNECTION_LOST.disconnect);
   }
 
   /** Calls `callback()` each time a connection opens. @returns {string} a ref for off(). */
@@ -323,7 +322,7 @@ export default class Socket {
   onConnError(error) {
     this.log("transport", "error", error);
     this.runCallbacks("error", error);
-    this.triggerChanError(CONNECTION_LOST.error);
+    this.connectionLost(CONNECTION_LOST.error);
   }
 
   /**
@@ -335,7 +334,7 @@ export default class Socket {
     this.log("transport", "close", event);
     this.connection = null;
     this.clearHeartbeats();
-    this.triggerChanError(reason);
+    this.connectionLost(reason);
     if (reconnect) this.reconnectTimer.scheduleTimeout();
     this.runCallbacks("close", event);
   }
@@ -370,11 +369,12 @@ export default class Socket {
     this.runCallbacks("message", msg);
   }
 
-  /** Errors every joined or joining channel, so that it rejoins. @internal */
-  triggerChanError(reason) {
-    for (const channel of this.channels.slice()) {
-      if (channel.isJoined() || channel.isJoining()) channel.trigger(CHANNEL_EVENTS.error, { reason });
-    }
+  /** Tells every channel that the connection is gone: joined and joining
+   * channels error (and will rejoin), pushes waiting for a reply end. A
+   * connection can be lost twice (an error, then its close); the second
+   * time finds nothing left to do. @internal */
+  connectionLost(reason) {
+    for (const channel of this.channels.slice()) channel.connectionLost(reason);
   }
 
   /** @internal */

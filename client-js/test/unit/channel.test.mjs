@@ -350,3 +350,37 @@ test("a channel error does not cost a push already buffered; join callbacks run 
   ws.reply(ws.lastSent("new_msg"));
   assert.equal(ok, true);
 });
+
+test("a push waiting for its reply when the connection drops ends in timeout at once; a buffered one waits", (t) => {
+  const { socket, mock } = mockSocket(t, { timeout: 60000 });
+  const ws = openSocket(socket, mock);
+  const { channel } = joinChannel(socket, ws);
+  const outcomes = [];
+  channel.push("new_msg", { n: 1 }).receive("timeout", () => outcomes.push("1 timeout"));
+  ws.serverClose(1006);
+  assert.deepEqual(outcomes, ["1 timeout"], "no need to wait 60 s for a reply that cannot come");
+  channel.push("new_msg", { n: 2 }).receive("ok", () => outcomes.push("2 ok"));
+  tick(t, 250);
+  const fresh = mock.latest();
+  fresh.serverOpen();
+  fresh.reply(fresh.lastSent("phx_join"));
+  fresh.reply(fresh.lastSent("new_msg"));
+  assert.deepEqual(outcomes, ["1 timeout", "2 ok"]);
+  assert.deepEqual(fresh.sentEvents("new_msg").map((m) => m.payload.n), [2], "the lost push is not resent");
+});
+
+test("leave() and then disconnect(): the channel closes at once, not after the leave's timeout", (t) => {
+  const { socket, mock } = mockSocket(t);
+  const ws = openSocket(socket, mock);
+  const { channel } = joinChannel(socket, ws);
+  let closed = false;
+  channel.onClose(() => (closed = true));
+  channel.leave();
+  socket.disconnect();
+  assert.equal(closed, true);
+  assert.equal(channel.state, "closed");
+  ws.finishClose();
+  socket.connect();
+  mock.latest().serverOpen();
+  assert.deepEqual(mock.latest().messages(), [], "the left channel does not come back");
+});
