@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 
 import WebSocket from "ws";
 
-import { Socket } from "../../src/index.js";
+import { JsonSerializerV1, Socket } from "../../src/index.js";
 import { MsgpackSerializer } from "../../src/msgpack.js";
 import { error, nextEvent, ok, openSocket, sleep, startServer, stopAllServers, waitFor, WAIT } from "./helpers.mjs";
 
@@ -34,13 +34,14 @@ after(stopAllServers);
 
 for (const [name, serializer] of [
   ["JSON", undefined],
+  ["JSON V1", JsonSerializerV1],
   ["MessagePack", MsgpackSerializer],
 ]) {
   describe(`${name}`, () => {
     test("join, push with an ok reply, and the broadcast reaches another socket and the sender", async (t) => {
       const alice = await openSocket(t, srv, { serializer, transport: RecordingWebSocket });
       const bob = await openSocket(t, srv, { serializer });
-      const topic = `room:chat-${name}`;
+      const topic = `room:chat-${name.replace(/ /g, "-")}`;
       const aliceChannel = alice.channel(topic);
       const bobChannel = bob.channel(topic);
       await ok(aliceChannel.join(), "alice join");
@@ -57,18 +58,20 @@ for (const [name, serializer] of [
 
       const frames = alice.conn.sentFrames;
       const received = alice.conn.receivedFrames;
-      if (serializer) {
+      if (serializer === MsgpackSerializer) {
         assert.ok(frames.every((f) => f instanceof Uint8Array), "MessagePack goes out in binary frames");
         assert.ok(received.length > 0 && received.every((f) => f instanceof ArrayBuffer), "and comes back in binary frames");
       } else {
         assert.ok(frames.every((f) => typeof f === "string"), "JSON goes out in text frames");
-        assert.ok(received.every((f) => typeof f === "string"));
+        assert.ok(received.length > 0 && received.every((f) => typeof f === "string"));
+        const v1 = serializer === JsonSerializerV1;
+        assert.ok(received.every((f) => Array.isArray(JSON.parse(f)) !== v1), v1 ? "V1: objects" : "V2: arrays");
       }
     });
 
     test("a push the server refuses is an error reply with its reason", async (t) => {
       const socket = await openSocket(t, srv, { serializer });
-      const channel = socket.channel(`room:refuse-${name}`);
+      const channel = socket.channel(`room:refuse-${name.replace(/ /g, "-")}`);
       await ok(channel.join());
       const response = await error(channel.push("phx_custom", {}), "reserved event");
       assert.deepEqual(response, { reason: "reserved event" });

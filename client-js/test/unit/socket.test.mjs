@@ -38,6 +38,20 @@ test("the URL carries the params, vsn=2.0.0 and the serializer's params", (t) =>
   assert.equal(packed.mock.latest().binaryType, "arraybuffer");
 });
 
+test("in a page, a path endpoint connects to the page's host, over wss on https", (t) => {
+  const saved = Object.getOwnPropertyDescriptor(globalThis, "location");
+  Object.defineProperty(globalThis, "location", { value: { protocol: "https:", host: "chat.example:8443" }, configurable: true });
+  try {
+    const { socket } = mockSocket(t);
+    assert.equal(new Socket("/socket", { transport: socket.transport }).endPointURL(), "wss://chat.example:8443/socket/websocket?vsn=2.0.0");
+    assert.equal(new Socket("//other.example/socket", { transport: socket.transport }).endPointURL(), "wss://other.example/socket/websocket?vsn=2.0.0");
+  } finally {
+    if (saved) Object.defineProperty(globalThis, "location", saved);
+    else delete globalThis.location;
+  }
+  assert.throws(() => new Socket("/socket", { transport: class {} }).endPointURL(), /needs a host/);
+});
+
 test("a params function is called again for every reconnect", (t) => {
   let token = 0;
   const { socket, mock } = mockSocket(t, { params: () => ({ token: ++token }) });
