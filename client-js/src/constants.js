@@ -28,6 +28,10 @@ export const RECONNECT_CAP_MS = 10000;
 export const REJOIN_BASE_MS = 1000;
 export const REJOIN_CAP_MS = 10000;
 
+/** The WebSocket binaryType unless the serializer asks for another: binary
+ * frames as ArrayBuffer, the same in browsers and in `ws`. */
+export const DEFAULT_BINARY_TYPE = "arraybuffer";
+
 /** Messages kept, across the socket and all its channels, while they cannot
  * be sent yet (socket disconnected or channel not joined). */
 export const DEFAULT_SEND_BUFFER_MAX = 1000;
@@ -70,13 +74,6 @@ export const HEARTBEAT_EVENT = "heartbeat";
 export const PRESENCE_EVENTS = Object.freeze({
   state: "presence_state",
   diff: "presence_diff",
-});
-
-/** The push statuses a `push.receive(status, callback)` can wait for. */
-export const PUSH_STATUSES = Object.freeze({
-  ok: "ok",
-  error: "error",
-  timeout: "timeout",
 });
 
 /** The `reason` of the "error" a push receives when the send buffer is full. */

@@ -15,6 +15,7 @@
 
 import {
   CONNECTION_LOST,
+  DEFAULT_BINARY_TYPE,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_SEND_BUFFER_MAX,
   DEFAULT_TIMEOUT,
@@ -113,7 +114,7 @@ export default class Socket {
     const url = this.endPointURL();
     this.log("transport", `connecting to ${url}`);
     const transport = new this.transport(url);
-    transport.binaryType = this.serializer.binaryType || "arraybuffer";
+    transport.binaryType = this.serializer.binaryType || DEFAULT_BINARY_TYPE;
     const connection = { transport, ended: false, answered: false, onClosed: [] };
     this.connection = connection;
 
@@ -257,7 +258,9 @@ export default class Socket {
    * @param {Channel} [channel] - The channel it belongs to.
    */
   push(msg, channel) {
-    this.log("push", `${msg.topic} ${msg.event} (${msg.join_ref}, ${msg.ref})`, msg.payload);
+    // The log line is only built when someone reads it: pushes and
+    // receives are the hot path.
+    if (this.logger) this.log("push", `${msg.topic} ${msg.event} (${msg.join_ref}, ${msg.ref})`, msg.payload);
     if (this.isConnected()) {
       this.send(msg);
       return true;
@@ -362,7 +365,7 @@ export default class Socket {
     }
     const { join_ref, ref, topic, event, payload } = msg;
     if (ref && ref === this.pendingHeartbeatRef) this.resetHeartbeat();
-    this.log("receive", `${payload?.status || ""} ${topic} ${event} ${ref ? `(${ref})` : ""}`, payload);
+    if (this.logger) this.log("receive", `${payload?.status || ""} ${topic} ${event} ${ref ? `(${ref})` : ""}`, payload);
     for (const channel of this.channels.slice()) {
       if (channel.isMember(topic, event, payload, join_ref)) channel.trigger(event, payload, ref, join_ref);
     }
