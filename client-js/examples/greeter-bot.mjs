@@ -20,58 +20,10 @@
 // It speaks the chat page's message shape: `new_msg` {user, name, body,
 // bot: true}. SIGINT or SIGTERM disconnects and exits 0.
 
-import { parseArgs } from "node:util";
+import { Presence } from "../src/index.js";
+import { startBot } from "./bot.mjs";
 
-import { Presence, Socket } from "../src/index.js";
-
-// Node 20 has no WebSocket of its own; browsers and Node >= 22 do.
-const WebSocket = globalThis.WebSocket ?? (await import("ws")).default;
-
-const USAGE = `usage: node greeter-bot.mjs [--url URL] [--room ROOM] [--name NAME] [--user KEY]
-
-  --url URL    the server's socket endpoint  ($PARLEY_URL; default ws://127.0.0.1:4000/socket)
-  --room ROOM  the room; "lobby" is the topic room:lobby  ($PARLEY_ROOM; default lobby)
-  --name NAME  the name people see  ($BOT_NAME; default Greeter)
-  --user KEY   the presence key  ($BOT_USER; default: the name)`;
-
-let opts;
-try {
-  ({ values: opts } = parseArgs({
-    options: {
-      url: { type: "string", default: process.env.PARLEY_URL || "ws://127.0.0.1:4000/socket" },
-      room: { type: "string", default: process.env.PARLEY_ROOM || "lobby" },
-      name: { type: "string", default: process.env.BOT_NAME || "Greeter" },
-      user: { type: "string", default: process.env.BOT_USER || "" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  }));
-} catch (err) {
-  console.error(`${err.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (opts.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-
-const name = opts.name;
-const user = opts.user || name;
-const topic = opts.room.includes(":") ? opts.room : `room:${opts.room}`;
-const log = (line) => console.log(`[greeter-bot] ${line}`);
-
-const socket = new Socket(opts.url, { params: { user }, transport: WebSocket });
-let stopping = false;
-let connected = false;
-socket.onOpen(() => {
-  connected = true;
-  log(`connected to ${opts.url}`);
-});
-socket.onClose((event) => {
-  if (!stopping) log(`${connected ? "connection lost" : "cannot connect"} (${event?.code}); retrying`);
-  connected = false;
-});
-
-const channel = socket.channel(topic, { name, status: "online" });
+const { socket, channel, topic, name, user, log } = startBot("greeter-bot.mjs", "Greeter");
 const presence = new Presence(channel);
 
 // True from a join's reply until the presence_state after it has been synced.
@@ -111,13 +63,3 @@ channel
   .receive("timeout", () => log("join timed out; retrying"));
 
 socket.connect();
-
-function stop(signal) {
-  stopping = true;
-  log(`${signal}: leaving`);
-  // A disconnect that hangs must not keep the process alive.
-  setTimeout(() => process.exit(0), 2000).unref();
-  socket.disconnect(() => process.exit(0));
-}
-process.once("SIGINT", stop);
-process.once("SIGTERM", stop);

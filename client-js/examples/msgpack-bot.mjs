@@ -10,54 +10,13 @@
 // other. Same message shape as the chat page: `new_msg` {user, name, body,
 // bot: true}. SIGINT or SIGTERM disconnects and exits 0.
 
-import { parseArgs } from "node:util";
-
-import { Presence, Socket } from "../src/index.js";
+import { Presence } from "../src/index.js";
 import { MsgpackSerializer } from "../src/msgpack.js";
+import { startBot } from "./bot.mjs";
 
-// Node 20 has no WebSocket of its own; browsers and Node >= 22 do.
-const WebSocket = globalThis.WebSocket ?? (await import("ws")).default;
-
-const USAGE = `usage: node msgpack-bot.mjs [--url URL] [--room ROOM] [--name NAME] [--user KEY]
-
-  --url URL    the server's socket endpoint  ($PARLEY_URL; default ws://127.0.0.1:4000/socket)
-  --room ROOM  the room; "lobby" is the topic room:lobby  ($PARLEY_ROOM; default lobby)
-  --name NAME  the name people see  ($BOT_NAME; default Ping bot)
-  --user KEY   the presence key  ($BOT_USER; default: the name)`;
-
-let opts;
-try {
-  ({ values: opts } = parseArgs({
-    options: {
-      url: { type: "string", default: process.env.PARLEY_URL || "ws://127.0.0.1:4000/socket" },
-      room: { type: "string", default: process.env.PARLEY_ROOM || "lobby" },
-      name: { type: "string", default: process.env.BOT_NAME || "Ping bot" },
-      user: { type: "string", default: process.env.BOT_USER || "" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  }));
-} catch (err) {
-  console.error(`${err.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (opts.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-
-const name = opts.name;
-const user = opts.user || name;
-const topic = opts.room.includes(":") ? opts.room : `room:${opts.room}`;
-const log = (line) => console.log(`[msgpack-bot] ${line}`);
-
-const socket = new Socket(opts.url, {
-  params: { user },
-  transport: WebSocket,
+const { socket, channel, topic, name, user, log } = startBot("msgpack-bot.mjs", "Ping bot", {
   serializer: MsgpackSerializer,
 });
-socket.onError(() => {});
-
-const channel = socket.channel(topic, { name, status: "online" });
 const presence = new Presence(channel);
 
 /** "Ada, Bob (2 tabs), Ping bot": everyone online, by display name. */
@@ -86,10 +45,3 @@ channel
   .receive("error", (resp) => log(`join refused: ${resp?.reason}`));
 
 socket.connect();
-
-function stop() {
-  setTimeout(() => process.exit(0), 2000).unref();
-  socket.disconnect(() => process.exit(0));
-}
-process.once("SIGINT", stop);
-process.once("SIGTERM", stop);
