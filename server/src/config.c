@@ -71,6 +71,24 @@ static const option_row_t options[] = {
      "seconds without a heartbeat before a node's presence is purged"},
     {"reuseport", "PARLEY_REUSEPORT", OPT_INT, F(reuseport), "0", 0, 1,
      "1: listen with SO_REUSEPORT, so several nodes can share one port"},
+    {"auth", "PARLEY_AUTH", OPT_STR, F(auth), "anonymous", 0, 0,
+     "anonymous: tokens optional (verified when given); required: every connection needs a "
+     "valid token"},
+    {"auth-keys", "PARLEY_AUTH_KEYS", OPT_STR, F(auth_keys), "", 0, 0,
+     "HMAC keys verifying tokens: comma-separated [KID:]SECRET (32+ bytes each), or @FILE with "
+     "one per line; prefer the variable or a file to a flag, which ps shows"},
+    {"auth-leeway", "PARLEY_AUTH_LEEWAY", OPT_INT, F(auth_leeway), "0", 0, 3600,
+     "seconds of clock skew tolerated on a token's exp and nbf"},
+    {"namespaces", "PARLEY_NAMESPACES", OPT_STR, F(namespaces), "", 0, 0,
+     "per-namespace options as JSON, or @FILE: {\"room\": {\"presence\": true, "
+     "\"publish\": true, \"max_members\": 500}}"},
+    {"max-connections", "PARLEY_MAX_CONNECTIONS", OPT_INT, F(max_connections), "0", 0,
+     100000000, "WebSocket connections this node accepts (HTTP 503 beyond); 0: no limit"},
+    {"max-conns-per-user", "PARLEY_MAX_CONNS_PER_USER", OPT_INT, F(max_conns_per_user), "100", 0,
+     1000000, "connections one token subject may hold on this node (HTTP 403 beyond); 0: no limit"},
+    {"allowed-origins", "PARLEY_ALLOWED_ORIGINS", OPT_LIST, F(allowed_origins), "", 0, 0,
+     "Origin header values browsers may connect from, comma-separated (clients sending no "
+     "Origin are not browsers and are allowed); empty: any"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 

@@ -27,6 +27,13 @@ typedef struct config {
     long down_period;       /* seconds without a heartbeat before a node is down */
     long permdown_period;   /* seconds before a down node is purged */
     long reuseport;         /* 1: SO_REUSEPORT, several nodes on one port */
+    char *auth;             /* "anonymous" or "required" */
+    char *auth_keys;        /* token keys: [KID:]SECRET,... or @FILE; "" = none */
+    long auth_leeway;       /* seconds of clock skew tolerated on exp/nbf */
+    char *namespaces;       /* per-namespace options: JSON object or @FILE */
+    long max_connections;   /* WebSocket connections on this node; 0 = no limit */
+    long max_conns_per_user;/* connections of one token sub on this node; 0 = no limit */
+    char *allowed_origins;  /* Origin values browsers may connect from; "" = any */
 } config_t;
 
 extern config_t config;

@@ -7,10 +7,14 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gate.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -22,6 +26,7 @@
 #define ACCEPT_LOG_S 10.0
 
 static ev_io accept_watcher;
+static int sniff_auth;
 static ev_timer resume_timer;
 static int listen_fd = -1;
 static struct lws_vhost *vhost;
@@ -46,6 +51,182 @@ static void pause_accepting(struct ev_loop *loop, int err) {
     }
 }
 
+static void adopt(int fd, const char *readbuf, size_t len) {
+    gate_fd_opened(fd, NULL, 0);
+    struct lws *wsi = readbuf ? lws_adopt_socket_vhost_readbuf(vhost, fd, readbuf, len)
+                              : lws_adopt_socket_vhost(vhost, fd);
+    if (!wsi) { /* lws closes fd on failure */
+        metrics.errors[ERR_ADOPT]++;
+        plog(LOG_WARN, "adopt_failed", "fd=%d", fd);
+    }
+}
+
+/* ---- Phoenix's authToken ----------------------------------------------------
+ * phoenix.js sends its authToken option as a second WebSocket protocol,
+ * "Sec-WebSocket-Protocol: phoenix, base64url.bearer.phx.<token>". lws 4.1
+ * refuses an upgrade whose protocol header is longer than 127 bytes, which
+ * any signed token makes it. So, when tokens are in use, the listener reads
+ * the request head before lws does: if it carries such an entry, the entry
+ * is taken out of the header and handed to gate.c, and lws gets the head
+ * without it (lws_adopt_socket_vhost_readbuf). Everything else is only
+ * peeked at, and lws reads it from the socket as usual.
+ *
+ * TCP_DEFER_ACCEPT makes accept() return once the request has arrived, so
+ * the usual cost is one recv(MSG_PEEK). A head still incomplete waits on
+ * its own watcher, at most SNIFF_TIMEOUT_S and SNIFF_MAX of them at once;
+ * beyond either, the connection goes to lws as it is. */
+#define SNIFF_HEAD_MAX 8192
+#define SNIFF_READBUF_MAX 2048 /* lws' limit for adopted read data */
+#define SNIFF_TIMEOUT_S 5.0
+#define SNIFF_MAX 1024
+
+typedef struct sniff {
+    ev_io io;
+    ev_timer timer;
+} sniff_t;
+
+static size_t nsniffing;
+
+/* The value of header `name` within head[0..len): sets *vs and *ve to its
+ * bounds (the first occurrence). Returns 1 if found. */
+static int find_header(const char *head, size_t len, const char *name, size_t *vs, size_t *ve) {
+    size_t nl = strlen(name);
+    for (size_t i = 0; i + 2 < len;) {
+        const char *eol = memchr(head + i, '\n', len - i);
+        if (!eol)
+            return 0;
+        size_t next = (size_t)(eol - head) + 1;
+        if (next < len && next + nl + 1 < len && strncasecmp(head + next, name, nl) == 0 &&
+            head[next + nl] == ':') {
+            size_t a = next + nl + 1, b = a;
+            while (b < len && head[b] != '\r' && head[b] != '\n')
+                b++;
+            *vs = a;
+            *ve = b;
+            return 1;
+        }
+        i = next;
+    }
+    return 0;
+}
+
+/* Looks at what has arrived: 1 when handled (adopted or closed), 0 when the
+ * head is not complete yet. */
+static int sniff_try(int fd, int final) {
+    char head[SNIFF_HEAD_MAX];
+    ssize_t n = recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) && !final)
+            return 0;
+        adopt(fd, NULL, 0); /* lws sees the error or the EOF and cleans up */
+        return 1;
+    }
+    const char *end = NULL;
+    for (ssize_t i = 0; i + 3 < n && !end; i++)
+        if (memcmp(head + i, "\r\n\r\n", 4) == 0)
+            end = head + i + 4;
+    /* Not HTTP (TLS starts with 0x16), complete without a bearer entry, or
+     * never going to complete here: lws reads it as it is. */
+    size_t vs, ve;
+    if (head[0] == 0x16 || (!end && (final || n == (ssize_t)sizeof head))) {
+        adopt(fd, NULL, 0);
+        return 1;
+    }
+    if (!end)
+        return 0;
+    size_t hl = (size_t)(end - head);
+    if (!find_header(head, hl, "Sec-WebSocket-Protocol", &vs, &ve) ||
+        !memmem(head + vs, ve - vs, GATE_BEARER_PREFIX, strlen(GATE_BEARER_PREFIX))) {
+        adopt(fd, NULL, 0);
+        return 1;
+    }
+    /* Rebuild the head without the bearer entry (the others kept, in order). */
+    char out[SNIFF_HEAD_MAX];
+    size_t o = 0;
+    memcpy(out, head, vs);
+    o = vs;
+    const char *bearer = NULL;
+    size_t blen = 0;
+    int kept = 0;
+    for (size_t i = vs; i < ve;) {
+        while (i < ve && (head[i] == ' ' || head[i] == ',' || head[i] == '\t'))
+            i++;
+        size_t j = i;
+        while (j < ve && head[j] != ',' && head[j] != ' ' && head[j] != '\t')
+            j++;
+        if (j == i)
+            break;
+        if (j - i > strlen(GATE_BEARER_PREFIX) &&
+            strncmp(head + i, GATE_BEARER_PREFIX, strlen(GATE_BEARER_PREFIX)) == 0) {
+            bearer = head + i + strlen(GATE_BEARER_PREFIX);
+            blen = j - i - strlen(GATE_BEARER_PREFIX);
+        } else {
+            o += (size_t)sprintf(out + o, "%s%.*s", kept++ ? ", " : " ", (int)(j - i), head + i);
+        }
+        i = j;
+    }
+    memcpy(out + o, head + ve, hl - ve);
+    o += hl - ve;
+    char token[AUTH_TOKEN_MAX + 1];
+    int tl = bearer ? gate_decode_bearer(bearer, blen, token, sizeof token) : -1;
+    if (tl <= 0 || o > SNIFF_READBUF_MAX) {
+        /* Undecodable, or a head lws cannot take from us: lws refuses it. */
+        adopt(fd, NULL, 0);
+        return 1;
+    }
+    /* Take the head off the socket; lws gets the rebuilt one instead. */
+    if (recv(fd, head, hl, MSG_DONTWAIT) != (ssize_t)hl) {
+        close(fd);
+        return 1;
+    }
+    /* lws may handle the head during adoption: the token goes first. */
+    gate_fd_opened(fd, token, (size_t)tl);
+    if (!lws_adopt_socket_vhost_readbuf(vhost, fd, out, o)) {
+        metrics.errors[ERR_ADOPT]++;
+        plog(LOG_WARN, "adopt_failed", "fd=%d", fd);
+    }
+    return 1;
+}
+
+static void sniff_end(struct ev_loop *loop, sniff_t *sn) {
+    ev_io_stop(loop, &sn->io);
+    ev_timer_stop(loop, &sn->timer);
+    nsniffing--;
+    free(sn);
+}
+
+static void on_sniff_io(struct ev_loop *loop, ev_io *w, int revents) {
+    sniff_t *sn = (sniff_t *)w;
+    int fd = w->fd;
+    ev_io_stop(loop, &sn->io); /* lws registers the fd itself */
+    if (sniff_try(fd, 0))
+        sniff_end(loop, sn);
+    else
+        ev_io_start(loop, &sn->io);
+}
+
+static void on_sniff_timeout(struct ev_loop *loop, ev_timer *w, int revents) {
+    sniff_t *sn = (sniff_t *)((char *)w - offsetof(sniff_t, timer));
+    ev_io_stop(loop, &sn->io);
+    sniff_try(sn->io.fd, 1);
+    sniff_end(loop, sn);
+}
+
+static void sniff_start(struct ev_loop *loop, int fd) {
+    if (sniff_try(fd, 0))
+        return;
+    sniff_t *sn = nsniffing < SNIFF_MAX ? malloc(sizeof *sn) : NULL;
+    if (!sn) {
+        adopt(fd, NULL, 0);
+        return;
+    }
+    nsniffing++;
+    ev_io_init(&sn->io, on_sniff_io, fd, EV_READ);
+    ev_timer_init(&sn->timer, on_sniff_timeout, SNIFF_TIMEOUT_S, 0.);
+    ev_io_start(loop, &sn->io);
+    ev_timer_start(loop, &sn->timer);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents) {
     /* Accept everything pending: one wakeup, many connections. */
     for (int i = 0; i < 256; i++) {
@@ -62,14 +243,16 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents) {
          * the next one back until the peer's ACK. */
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (!lws_adopt_socket_vhost(vhost, fd)) { /* lws closes fd on failure */
-            metrics.errors[ERR_ADOPT]++;
-            plog(LOG_WARN, "adopt_failed", "fd=%d", fd);
-        }
+        if (sniff_auth)
+            sniff_start(loop, fd);
+        else
+            adopt(fd, NULL, 0);
     }
 }
 
-int listener_start(const char *host, int port, int reuseport, struct lws_vhost *vh) {
+int listener_start(const char *host, int port, int reuseport, struct lws_vhost *vh,
+                   int sniff_bearer) {
+    sniff_auth = sniff_bearer;
     struct addrinfo hints, *res = NULL;
     char service[8];
     memset(&hints, 0, sizeof hints);
@@ -95,6 +278,10 @@ int listener_start(const char *host, int port, int reuseport, struct lws_vhost *
         return -1;
     }
     freeaddrinfo(res);
+    if (sniff_auth) {
+        int defer_s = 3;
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof defer_s);
+    }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int bound = port;

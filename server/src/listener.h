@@ -9,8 +9,11 @@
 struct lws_vhost;
 
 /* Binds host:port (port 0: any free one) and starts accepting into vh.
- * Returns the bound port, or -1 (errno set; a log line written). */
-int listener_start(const char *host, int port, int reuseport, struct lws_vhost *vh);
+ * sniff_bearer: read each request head first and take a Phoenix authToken
+ * protocol entry out of it (see listener.c). Returns the bound port, or -1
+ * (errno set; a log line written). */
+int listener_start(const char *host, int port, int reuseport, struct lws_vhost *vh,
+                   int sniff_bearer);
 
 /* Stops accepting and closes the socket: new connections are refused (or,
  * with SO_REUSEPORT, go to the other nodes on the port). */

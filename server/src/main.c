@@ -14,12 +14,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "cluster.h"
 #include "config.h"
+#include "gate.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "namespaces.h"
 #include "presence.h"
 #include "session.h"
 #include "transport.h"
@@ -32,6 +35,7 @@ static double stop_deadline;
 
 static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
     session_sweep_idle(ev_now(loop));
+    session_sweep_expired(ev_time());
 }
 
 /* Writing queued frames is deferred a little so that a burst of broadcasts
@@ -178,6 +182,34 @@ static int split_listen(const char *listen, char *host, size_t hostsz, int *port
     return 0;
 }
 
+/* Keys, the auth mode and namespace options: checked before anything
+ * listens, so a mistake stops the start with a clear message. */
+static int setup_auth(void) {
+    char err[256];
+    if (strcmp(config.auth, "anonymous") != 0 && strcmp(config.auth, "required") != 0) {
+        fprintf(stderr, "parley: --auth must be anonymous or required, not \"%s\"\n",
+                config.auth);
+        return -1;
+    }
+    int n = *config.auth_keys ? auth_set_keys(config.auth_keys, err, sizeof err) : 0;
+    if (n < 0) {
+        fprintf(stderr, "parley: --auth-keys: %s\n", err);
+        return -1;
+    }
+    /* The keys are in memory now; do not leave them in the environment of
+     * processes we might start. */
+    unsetenv("PARLEY_AUTH_KEYS");
+    if (n == 0 && strcmp(config.auth, "required") == 0) {
+        fprintf(stderr, "parley: --auth required needs --auth-keys\n");
+        return -1;
+    }
+    if (ns_load(config.namespaces, err, sizeof err)) {
+        fprintf(stderr, "parley: --namespaces: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int rc = config_load(argc, argv);
     if (rc)
@@ -192,7 +224,13 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    if (setup_auth())
+        return 2;
     long fd_limit = raise_fd_limit();
+    if (gate_init(fd_limit)) {
+        plog(LOG_ERROR, "startup_failed", "reason=\"out of memory\"");
+        return 1;
+    }
 
     struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
     if (!loop) {
@@ -222,7 +260,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++, nm++) {
         mounts[nm].mountpoint = dyn[i];
         mounts[nm].mountpoint_len = (unsigned char)strlen(dyn[i]);
-        mounts[nm].origin = "parley";
+        mounts[nm].origin = TRANSPORT_PROTOCOL;
         mounts[nm].origin_protocol = LWSMPRO_CALLBACK;
     }
     if (*config.static_dir) {
@@ -265,7 +303,7 @@ int main(int argc, char **argv) {
     /* With --reuseport 1 several nodes share the port, the kernel spreading
      * new connections over them: the way to use every core and to pass the
      * per-process descriptor limit. */
-    int bound = vh ? listener_start(host, port, (int)config.reuseport, vh) : -1;
+    int bound = vh ? listener_start(host, port, (int)config.reuseport, vh, auth_nkeys() > 0) : -1;
     if (bound <= 0) {
         plog(LOG_ERROR, "startup_failed", "reason=\"cannot listen\" listen=%s", config.listen);
         lws_context_destroy(context);
@@ -285,8 +323,9 @@ int main(int argc, char **argv) {
     ev_signal_start(loop, &sigint_watcher);
 
     plog(LOG_INFO, "listening",
-         "host=%s port=%d node=%s version=%s static_dir=\"%s\" fd_limit=%ld", host, bound,
-         node_id, PARLEY_VERSION, config.static_dir, fd_limit);
+         "host=%s port=%d node=%s version=%s static_dir=\"%s\" fd_limit=%ld auth=%s keys=%zu",
+         host, bound, node_id, PARLEY_VERSION, config.static_dir, fd_limit, config.auth,
+         auth_nkeys());
     ev_run(loop, 0);
 
     cluster_shutdown();
@@ -300,6 +339,9 @@ int main(int argc, char **argv) {
     listener_stop();
     lws_context_destroy(context);
     presence_shutdown();
+    gate_shutdown();
+    ns_free();
+    auth_clear_keys();
     plog(LOG_INFO, "stopped", NULL);
     return 0;
 }

@@ -24,7 +24,23 @@ static const char *const err_names[ERR_NKINDS] = {
     [ERR_STALE_JOIN_REF] = "stale_join_ref",
     [ERR_PRESENCE] = "presence",
     [ERR_ADOPT] = "adopt",
+    [ERR_UNAUTHORIZED] = "unauthorized",
+    [ERR_TOPIC_FULL] = "topic_full",
 };
+
+static const char *const reject_names[REJ_NKINDS] = {
+    [REJ_PATH] = "path",
+    [REJ_SERVER_FULL] = "server_full",
+    [REJ_ORIGIN] = "origin",
+    [REJ_TOKEN_MISSING] = "token_missing",
+    [REJ_TOKEN_INVALID] = "token_invalid",
+    [REJ_TOKEN_EXPIRED] = "token_expired",
+    [REJ_USER_LIMIT] = "user_limit",
+};
+
+const char *reject_kind_name(reject_kind_t kind) {
+    return kind < REJ_NKINDS ? reject_names[kind] : "unknown";
+}
 
 const char *err_kind_name(err_kind_t kind) {
     return kind < ERR_NKINDS ? err_names[kind] : "unknown";
@@ -45,6 +61,8 @@ static const metric_row_t rows[] = {
      &metrics.disconnects_idle},
     {"parley_slow_consumer_disconnects_total", "counter",
      "Sockets closed because their outbound queue passed its limit.", &metrics.disconnects_slow},
+    {"parley_token_expired_disconnects_total", "counter",
+     "Sockets closed because their token expired.", &metrics.disconnects_expired},
     {"parley_joins_total", "counter", "Successful topic joins.", &metrics.joins_total},
     {"parley_leaves_total", "counter", "Channels left, closed or dropped.", &metrics.leaves_total},
     {"parley_channels", "gauge", "Joined (socket, topic) pairs.", &metrics.channels},
@@ -94,6 +112,11 @@ size_t metrics_render(char *buf, size_t size, double uptime_s) {
     for (int k = 0; k < ERR_NKINDS; k++)
         APPEND("parley_errors_total{kind=\"%s\"} %llu\n", err_names[k],
                (unsigned long long)metrics.errors[k]);
+    APPEND("# HELP parley_upgrades_rejected_total WebSocket upgrades refused with an HTTP "
+           "status, by reason.\n# TYPE parley_upgrades_rejected_total counter\n");
+    for (int k = 0; k < REJ_NKINDS; k++)
+        APPEND("parley_upgrades_rejected_total{reason=\"%s\"} %llu\n", reject_names[k],
+               (unsigned long long)metrics.rejected[k]);
     APPEND("# HELP parley_uptime_seconds Seconds since the server started.\n"
            "# TYPE parley_uptime_seconds gauge\nparley_uptime_seconds %.3f\n", uptime_s);
     return len;

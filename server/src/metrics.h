@@ -26,8 +26,23 @@ typedef enum err_kind {
     ERR_STALE_JOIN_REF,
     ERR_PRESENCE,           /* invalid user or meta, update of an untracked connection */
     ERR_ADOPT,              /* an accepted socket lws could not take on (out of descriptors?) */
+    ERR_UNAUTHORIZED,       /* join or publish outside the token's topic patterns */
+    ERR_TOPIC_FULL,         /* join past the namespace's max_members */
     ERR_NKINDS
 } err_kind_t;
+
+/* Why a WebSocket upgrade was refused with an HTTP status, each counted in
+ * parley_upgrades_rejected_total{reason=...}. */
+typedef enum reject_kind {
+    REJ_PATH,               /* 404: not the socket path */
+    REJ_SERVER_FULL,        /* 503: --max-connections */
+    REJ_ORIGIN,             /* 403: Origin not in --allowed-origins */
+    REJ_TOKEN_MISSING,      /* 403: --auth required and no token */
+    REJ_TOKEN_INVALID,      /* 403: malformed, bad signature or algorithm, bad claims */
+    REJ_TOKEN_EXPIRED,      /* 403: exp passed or nbf not reached */
+    REJ_USER_LIMIT,         /* 403: --max-conns-per-user */
+    REJ_NKINDS
+} reject_kind_t;
 
 typedef struct metrics {
     uint64_t connections;           /* gauge: open WebSocket connections */
@@ -52,12 +67,15 @@ typedef struct metrics {
     uint64_t redis_dropped;         /* envelopes dropped: Redis down or not keeping up */
     uint64_t redis_bad_envelopes;   /* undecodable messages on our channels */
     uint64_t redis_disconnects;     /* Redis connections lost */
+    uint64_t disconnects_expired;   /* closed when their token expired */
     uint64_t errors[ERR_NKINDS];
+    uint64_t rejected[REJ_NKINDS];
 } metrics_t;
 
 extern metrics_t metrics;
 
 const char *err_kind_name(err_kind_t kind);
+const char *reject_kind_name(reject_kind_t kind);
 
 /* Renders every metric into buf; returns the length, or the length it would
  * need when larger than size (snprintf's contract). */

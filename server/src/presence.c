@@ -11,9 +11,11 @@
 #include <time.h>
 #include <utlist.h>
 
+#include "auth.h"
 #include "config.h"
 #include "frame.h"
 #include "log.h"
+#include "namespaces.h"
 #include "metrics.h"
 #include "session.h"
 #include "topics.h"
@@ -75,7 +77,11 @@ static const char *check_meta(const json_t *meta) {
 
 /* --presence-topics: comma-separated topics; a trailing '*' matches any
  * suffix, as Phoenix's channel routes do. */
-int presence_enabled(const char *topic) {
+int presence_enabled(const char *key) {
+    const char *topic = auth_topic_wire(key);
+    int ns = ns_for(topic)->presence;
+    if (ns >= 0)
+        return ns;
     const char *p = config.presence_topics;
     while (*p) {
         while (*p == ' ')
@@ -272,7 +278,7 @@ static int state_text(const char *topic, proto_buf_t *out) {
 static frame_t *state_frame(proto_format_t format, const char *topic) {
     if (format == PROTO_MSGPACK) {
         json_t *state = build_state(topic);
-        frame_t *f = state ? frame_encode(format, NULL, NULL, topic, "presence_state", state) : NULL;
+        frame_t *f = state ? frame_encode(format, NULL, NULL, auth_topic_wire(topic), "presence_state", state) : NULL;
         json_decref(state);
         return f;
     }
@@ -280,7 +286,7 @@ static frame_t *state_frame(proto_format_t format, const char *topic) {
     proto_buf_init(&text);
     frame_t *f = NULL;
     if (state_text(topic, &text) == 0)
-        f = frame_encode_json(format, NULL, NULL, topic, "presence_state", (const char *)text.data,
+        f = frame_encode_json(format, NULL, NULL, auth_topic_wire(topic), "presence_state", (const char *)text.data,
                               text.len);
     proto_buf_free(&text);
     return f;
@@ -300,16 +306,19 @@ static void push_state(session_t *s, const char *topic) {
 
 /* ---- sessions ------------------------------------------------------------------- */
 
-/* The presence key of a join: the payload's "user", else the connection's. */
+/* The presence key of a join: a token's sub; without a token, the payload's
+ * "user", else the "user" connect parameter. */
 static const char *join_user(const session_t *s, const json_t *payload) {
+    if (s->ident && s->ident->verified)
+        return s->ident->user;
     json_t *u = json_object_get(payload, "user");
-    return u ? json_string_value(u) : s->user;
+    return u ? json_string_value(u) : s->ident ? s->ident->user : NULL;
 }
 
 const char *presence_check_join(const session_t *s, const char *topic, const json_t *payload) {
     if (!presence_enabled(topic))
         return NULL;
-    json_t *u = json_object_get(payload, "user");
+    json_t *u = s->ident && s->ident->verified ? NULL : json_object_get(payload, "user");
     if (u && (!json_is_string(u) || json_string_length(u) == 0 ||
               json_string_length(u) > USER_MAX ||
               strlen(json_string_value(u)) != json_string_length(u)))
@@ -319,12 +328,17 @@ const char *presence_check_join(const session_t *s, const char *topic, const jso
     return check_meta(payload);
 }
 
-/* The meta: the payload without "user", plus the server's online_at. */
-static json_t *make_meta(const json_t *payload, json_int_t online_at) {
+/* The meta: the payload without "user", then the token's meta claim (which
+ * the client cannot override), plus the server's online_at. */
+static json_t *make_meta(const session_t *s, const json_t *payload, json_int_t online_at) {
     json_t *meta = json_copy((json_t *)payload);
     if (!meta)
         return NULL;
     json_object_del(meta, "user");
+    if (s->ident && s->ident->meta && json_object_update(meta, s->ident->meta)) {
+        json_decref(meta);
+        return NULL;
+    }
     json_object_set_new(meta, "online_at", json_integer(online_at));
     return meta;
 }
@@ -335,7 +349,7 @@ void presence_joined(session_t *s, const char *topic, const json_t *payload) {
     const char *user = join_user(s, payload);
     crdt_entry_t *e = NULL;
     if (user) {
-        json_t *meta = make_meta(payload, (json_int_t)time(NULL));
+        json_t *meta = make_meta(s, payload, (json_int_t)time(NULL));
         if (!meta || !(e = crdt_join(crdt, s->id, topic, user, meta)))
             plog(LOG_ERROR, "presence_track_failed", "reason=\"out of memory\"");
         json_decref(meta);
@@ -363,7 +377,7 @@ const char *presence_update(session_t *s, const char *topic, const json_t *paylo
     if (why)
         return why;
     json_t *online = json_object_get(e->meta, "online_at");
-    json_t *meta = make_meta(payload, online ? json_integer_value(online) : (json_int_t)time(NULL));
+    json_t *meta = make_meta(s, payload, online ? json_integer_value(online) : (json_int_t)time(NULL));
     crdt_entry_t *n = meta ? crdt_update(crdt, e, meta) : NULL;
     json_decref(meta);
     return n ? NULL : "out of memory";

@@ -14,11 +14,13 @@
 #include <sys/socket.h>
 #include <utlist.h>
 
+#include "auth.h"
 #include "cluster.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "namespaces.h"
 #include "presence.h"
 
 /* Seconds a closing socket may take to accept its close frame. */
@@ -321,7 +323,8 @@ static void reply_error(session_t *s, const char *join_ref, const char *ref, con
 static void push_close(session_t *s, channel_t *ch) {
     json_t *empty = json_object();
     const char *jr = channel_join_ref(ch);
-    send_frame(s, frame_encode(s->format, jr, jr, ch->topic->name, "phx_close", empty));
+    send_frame(s, frame_encode(s->format, jr, jr, auth_topic_wire(ch->topic->name), "phx_close",
+                               empty));
     json_decref(empty);
 }
 
@@ -365,7 +368,10 @@ static void ignore_stale(session_t *s, const proto_msg_t *m) {
          log_quote(m->topic, q, sizeof q));
 }
 
-static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m) {
+/* key/klen: the topic's server-side name (auth_topic_key: the tenant's
+ * namespace); m->topic is the name the client sent and sees. */
+static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m, const char *key,
+                        size_t klen) {
     if (old) {
         /* Duplicate join: the old channel closes, the new join proceeds. */
         plog(LOG_DEBUG, "duplicate_join", "conn=%llu", (unsigned long long)s->id);
@@ -377,19 +383,29 @@ static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m) {
         reply_error(s, NULL, m->ref, m->topic, ERR_UNMATCHED_TOPIC, "unmatched topic");
         return;
     }
+    if (!auth_may_join(s->ident, m->topic)) {
+        reply_error(s, m->join_ref, m->ref, m->topic, ERR_UNAUTHORIZED, "unauthorized");
+        return;
+    }
     if (s->nchannels >= (unsigned long)config.max_channels) {
         reply_error(s, m->join_ref, m->ref, m->topic, ERR_TOO_MANY_CHANNELS,
                     "too many channels joined");
         return;
     }
-    const char *why = presence_check_join(s, m->topic, m->payload);
+    long max_members = ns_for(m->topic)->max_members;
+    topic_t *t = max_members ? topics_find(key, klen) : NULL;
+    if (t && t->nsubs >= (size_t)max_members) {
+        reply_error(s, m->join_ref, m->ref, m->topic, ERR_TOPIC_FULL, "topic full");
+        return;
+    }
+    const char *why = presence_check_join(s, key, m->payload);
     if (why) {
         reply_error(s, m->join_ref, m->ref, m->topic, ERR_PRESENCE, why);
         return;
     }
     size_t jl = m->join_ref ? strlen(m->join_ref) : 0;
     channel_t *ch = calloc(1, sizeof *ch + jl + 1);
-    if (!ch || topics_subscribe(ch, m->topic, m->topic_len)) {
+    if (!ch || topics_subscribe(ch, key, klen)) {
         free(ch);
         session_close(s, CLOSE_INTERNAL, "out of memory");
         return;
@@ -405,7 +421,7 @@ static void handle_join(session_t *s, channel_t *old, const proto_msg_t *m) {
     metrics.channels++;
     metrics.joins_total++;
     reply_ok(s, m->join_ref, m->ref, m->topic);
-    presence_joined(s, m->topic, m->payload);
+    presence_joined(s, key, m->payload);
 }
 
 static void handle_leave(session_t *s, channel_t *ch, const proto_msg_t *m) {
@@ -426,14 +442,32 @@ static void handle_leave(session_t *s, channel_t *ch, const proto_msg_t *m) {
     channel_destroy(s, ch);
 }
 
+/* Whether the session may push chat messages to a topic: its token's
+ * publish patterns, and the namespace's publish option. */
+static int may_publish(const session_t *s, const char *topic) {
+    if (!ns_for(topic)->publish)
+        return auth_publish_granted(s->ident, topic);
+    return auth_may_publish(s->ident, topic);
+}
+
 static void handle_message(session_t *s, const proto_msg_t *m) {
     if (is(m->topic, "phoenix") && is(m->event, "heartbeat")) {
         reply_ok(s, NULL, m->ref, "phoenix");
         return;
     }
-    channel_t *ch = find_channel(s, m->topic, m->topic_len);
+    /* Control characters would let a topic name reach into another
+     * tenant's namespace (auth_topic_key). */
+    static char key[65536 + AUTH_TENANT_MAX + 3]; /* --max-topic is at most 65536 */
+    int klen = auth_topic_valid(m->topic, m->topic_len)
+                   ? auth_topic_key(s->ident, m->topic, m->topic_len, key, sizeof key)
+                   : -1;
+    if (klen < 0) {
+        reply_error(s, m->join_ref, m->ref, m->topic, ERR_BAD_TOPIC, "invalid topic");
+        return;
+    }
+    channel_t *ch = find_channel(s, key, (size_t)klen);
     if (is(m->event, "phx_join")) {
-        handle_join(s, ch, m);
+        handle_join(s, ch, m, key, (size_t)klen);
         return;
     }
     if (is(m->event, "phx_leave")) {
@@ -449,7 +483,7 @@ static void handle_message(session_t *s, const proto_msg_t *m) {
         return;
     }
     if (is(m->event, "presence_update")) {
-        const char *why = presence_update(s, m->topic, m->payload);
+        const char *why = presence_update(s, ch->topic->name, m->payload);
         if (why)
             reply_error(s, channel_join_ref(ch), m->ref, m->topic, ERR_PRESENCE, why);
         else
@@ -459,6 +493,10 @@ static void handle_message(session_t *s, const proto_msg_t *m) {
     if (reserved_event(m->event)) {
         reply_error(s, channel_join_ref(ch), m->ref, m->topic, ERR_RESERVED_EVENT,
                     "reserved event");
+        return;
+    }
+    if (!may_publish(s, m->topic)) {
+        reply_error(s, channel_join_ref(ch), m->ref, m->topic, ERR_UNAUTHORIZED, "unauthorized");
         return;
     }
     /* A chat message: acknowledge, then fan out to every subscriber, the
@@ -588,14 +626,16 @@ void session_receive(session_t *s, const void *in, size_t len, int first, int fi
 /* ---- lifecycle ---------------------------------------------------------- */
 
 int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *serializer,
-                 const char *user) {
+                 auth_identity_t *ident) {
     memset(s, 0, sizeof *s);
     s->wsi = wsi;
     s->id = next_id++;
-    /* A user longer than the buffer lws copied it into, or empty, is
-     * ignored; presence then relies on the join payload's "user". */
-    if (user && *user && strlen(user) <= 256)
-        s->user = strdup(user);
+    s->ident = ident;
+    if (ident && ident->verified) {
+        auth_user_count(ident->tenant, ident->user, +1);
+        if (auth_expiry_add(ident, s))
+            plog(LOG_ERROR, "expiry_track_failed", "reason=\"out of memory\"");
+    }
     metrics.connections++;
     metrics.connections_total++;
     s->last_rx = ev_now(EV_DEFAULT);
@@ -667,8 +707,10 @@ void session_closed(session_t *s) {
     presence_closed(s);
     while (s->channels)
         channel_destroy(s, s->channels);
-    free(s->user);
-    s->user = NULL;
+    if (s->ident && s->ident->verified)
+        auth_user_count(s->ident->tenant, s->ident->user, -1);
+    auth_identity_free(s->ident);
+    s->ident = NULL;
     if (!s->closing)
         stop_session(s, 1); /* the peer closed, or lws gave up on the socket */
     q_clear(s);
@@ -683,6 +725,15 @@ void session_sweep_idle(double now) {
         metrics.disconnects_idle++;
         plog(LOG_INFO, "idle_timeout", "conn=%llu", (unsigned long long)idle_list->id);
         session_close(idle_list, CLOSE_NORMAL, "idle timeout");
+    }
+}
+
+void session_sweep_expired(double now) {
+    session_t *s;
+    while ((s = auth_expiry_pop(now))) {
+        metrics.disconnects_expired++;
+        plog(LOG_INFO, "token_expired", "conn=%llu", (unsigned long long)s->id);
+        session_close(s, CLOSE_TOKEN_EXPIRED, "token expired");
     }
 }
 

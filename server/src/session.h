@@ -34,6 +34,7 @@ enum close_code {
     CLOSE_MALFORMED = 4000,     /* not a decodable Phoenix message */
     CLOSE_SLOW_CONSUMER = 4001, /* outbound queue passed its limit */
     CLOSE_BAD_VSN = 4002,       /* unsupported vsn / serializer */
+    CLOSE_TOKEN_EXPIRED = 4003, /* the connection's token expired: reconnect with a new one */
 };
 
 /* Every idle connection costs one of these (plus lws' own ~1.7 KB), so the
@@ -63,15 +64,16 @@ typedef struct session {
     struct session *iprev, *inext; /* open sessions, least recently active first */
     double last_rx;             /* loop time of the last frame received */
     proto_assembler_t *rx;      /* fragments of the current message; NULL between messages */
-    char *user;                 /* connect parameter "user", owned; NULL if absent */
+    struct auth_identity *ident; /* owned: token identity, or the "user" parameter; may be NULL */
     const char *close_reason;   /* static text */
 } session_t;
 
-/* Sets up a new connection. query_vsn/query_serializer/query_user are the
- * connect parameters (NULL when absent). Returns 0, or closes the session with
+/* Sets up a new connection. query_vsn/query_serializer are the connect
+ * parameters (NULL when absent); ident (owned from here on, may be NULL) is
+ * who the connection is (auth.h). Returns 0, or closes the session with
  * CLOSE_BAD_VSN and returns -1. */
 int session_open(session_t *s, struct lws *wsi, const char *query_vsn,
-                 const char *query_serializer, const char *query_user);
+                 const char *query_serializer, struct auth_identity *ident);
 
 /* Feeds one piece of a client message. first/final say whether it starts or
  * ends the message; binary is the WebSocket opcode of the message. */
@@ -105,6 +107,9 @@ void session_peer_closed(session_t *s);
 
 /* Closes sessions that have sent nothing for --idle-timeout seconds. */
 void session_sweep_idle(double now);
+
+/* Closes (4003) the connections whose token expired by `now` (Unix time). */
+void session_sweep_expired(double now);
 
 /* Closes every open session with `code` (shutdown). */
 void session_close_all(int code, const char *reason);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <utlist.h>
 
+#include "auth.h"
 #include "cluster.h"
 #include "frame.h"
 #include "log.h"
@@ -67,7 +68,7 @@ size_t topics_broadcast(topic_t *t, const char *event, const json_t *payload) {
     DL_FOREACH2(t->subs, ch, tnext) {
         session_t *s = ch->session;
         frame_t **f = &frames[s->format];
-        if (!*f && !(*f = frame_encode(s->format, NULL, NULL, t->name, event, payload))) {
+        if (!*f && !(*f = frame_encode(s->format, NULL, NULL, auth_topic_wire(t->name), event, payload))) {
             plog(LOG_ERROR, "encode_failed", "topic_len=%zu", t->len);
             break;
         }

@@ -3,16 +3,16 @@
 
 #include <string.h>
 
+#include "gate.h"
 #include "http.h"
 #include "log.h"
 #include "session.h"
 
-/* Copies the value of query parameter `name` into out. Returns 1 if found,
- * 0 if absent, -1 if present but longer than size - 1 bytes. (lws 4.1's
- * lws_get_urlarg_by_name() stops at the first parameter that does not fit its
- * buffer, so a long token before vsn would hide vsn.) */
-static int url_arg(struct lws *wsi, const char *name, char *out, size_t size) {
-    char frag[4096];
+/* lws 4.1's lws_get_urlarg_by_name() stops at the first parameter that does
+ * not fit its buffer, so a long token before vsn would hide vsn: this reads
+ * every parameter into a buffer that holds the longest token. */
+int transport_url_arg(struct lws *wsi, const char *name, char *out, size_t size) {
+    char frag[AUTH_TOKEN_MAX + 64];
     size_t nl = strlen(name);
     for (int n = 0;; n++) {
         int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, n);
@@ -41,23 +41,22 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* While stopping, new TCP connections are closed at once. */
         return http_stopping ? 1 : 0;
 
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        /* Only the Phoenix path upgrades to a WebSocket. */
-        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
-            strcmp(uri, TRANSPORT_WS_PATH) != 0) {
-            char q[96];
-            plog(LOG_INFO, "ws_rejected", "path=%s", log_quote(uri, q, sizeof q));
-            return 1;
-        }
-        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* Path, capacity, Origin and token, answered with an HTTP status
+         * before the upgrade. */
+        return in && strcmp(in, "websocket") == 0 ? gate_admit(wsi) : -1;
 
     case LWS_CALLBACK_ESTABLISHED: {
-        int hv = url_arg(wsi, "vsn", vsn, sizeof vsn);
-        int hz = url_arg(wsi, "serializer", ser, sizeof ser);
-        int hu = url_arg(wsi, "user", who, sizeof who);
+        int hv = transport_url_arg(wsi, "vsn", vsn, sizeof vsn);
+        int hz = transport_url_arg(wsi, "serializer", ser, sizeof ser);
+        auth_identity_t *id = gate_take(wsi);
+        /* Without a token, the "user" parameter names the connection in
+         * presence (anyone may claim any name); a token's sub replaces it. */
+        if (!id && transport_url_arg(wsi, "user", who, sizeof who) > 0 && *who &&
+            strlen(who) <= 256)
+            id = auth_anonymous(who); /* NULL if out of memory: no user, then */
         /* An over-long vsn or serializer is unsupported, not absent. */
-        session_open(s, wsi, hv < 0 ? "?" : hv ? vsn : NULL, hz < 0 ? "?" : hz ? ser : NULL,
-                     hu > 0 ? who : NULL);
+        session_open(s, wsi, hv < 0 ? "?" : hv ? vsn : NULL, hz < 0 ? "?" : hz ? ser : NULL, id);
         return 0;
     }
 
@@ -90,7 +89,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 void transport_protocols(struct lws_protocols protocols[2], size_t rx_buffer) {
     memset(protocols, 0, 2 * sizeof protocols[0]);
-    protocols[0].name = "parley";
+    protocols[0].name = TRANSPORT_PROTOCOL;
     protocols[0].callback = callback;
     protocols[0].per_session_data_size = sizeof(session_t);
     protocols[0].rx_buffer_size = rx_buffer;

@@ -5,20 +5,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "tap.h"
 #include "log.h"
 
-static int passed, failed;
-
-#define CHECK(name, cond)                                        \
-    do {                                                         \
-        if (cond) {                                              \
-            passed++;                                            \
-            printf("ok %d - %s\n", passed + failed, name);       \
-        } else {                                                 \
-            failed++;                                            \
-            printf("not ok %d - %s\n", passed + failed, name);   \
-        }                                                        \
-    } while (0)
 
 static int load(int argc, const char **argv) {
     return config_load(argc, (char **)argv);
@@ -80,6 +69,5 @@ int main(void) {
     free(text);
     fclose(f);
 
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return TAP_END();
 }

@@ -1,0 +1,214 @@
+/* gate.c -- admission of WebSocket upgrades; see gate.h. */
+#include "gate.h"
+
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "transport.h"
+
+typedef struct pending {
+    auth_identity_t *id; /* verified at the upgrade, not yet taken by the session */
+    char *bearer;        /* token from the protocol header, set by the listener */
+} pending_t;
+
+static pending_t *table;
+static long table_size;
+
+int gate_init(long fd_limit) {
+    table_size = fd_limit > 0 ? fd_limit : 1024;
+    table = calloc((size_t)table_size, sizeof *table);
+    return table ? 0 : -1;
+}
+
+static void clear(pending_t *p) {
+    auth_identity_free(p->id);
+    free(p->bearer);
+    p->id = NULL;
+    p->bearer = NULL;
+}
+
+void gate_shutdown(void) {
+    for (long i = 0; i < table_size; i++)
+        clear(&table[i]);
+    free(table);
+    table = NULL;
+    table_size = 0;
+}
+
+static pending_t *slot(int fd) {
+    return fd >= 0 && fd < table_size ? &table[fd] : NULL;
+}
+
+void gate_fd_opened(int fd, const char *bearer, size_t len) {
+    pending_t *p = slot(fd);
+    if (!p)
+        return;
+    clear(p);
+    if (bearer && (p->bearer = malloc(len + 1))) {
+        memcpy(p->bearer, bearer, len);
+        p->bearer[len] = '\0';
+    }
+}
+
+auth_identity_t *gate_take(struct lws *wsi) {
+    pending_t *p = slot(lws_get_socket_fd(wsi));
+    if (!p)
+        return NULL;
+    auth_identity_t *id = p->id;
+    p->id = NULL;
+    free(p->bearer);
+    p->bearer = NULL;
+    return id;
+}
+
+int gate_decode_bearer(const char *b64, size_t len, char *out, size_t size) {
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = b64[i];
+        int v;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '+' || c == '-')
+            v = 62;
+        else if (c == '/' || c == '_')
+            v = 63;
+        else if (c == '=' && len - i <= 2)
+            break;
+        else
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n + 1 >= size)
+                return -1;
+            out[n++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+/* Refuses the upgrade with `status` and a one-line reason. */
+static int refuse(struct lws *wsi, reject_kind_t kind, unsigned status, const char *reason,
+                  const char *detail) {
+    metrics.rejected[kind]++;
+    char q[96];
+    plog(LOG_INFO, "upgrade_refused", "status=%u reason=%s detail=%s", status,
+         reject_kind_name(kind), log_quote(detail ? detail : "", q, sizeof q));
+    lws_return_http_status(wsi, status, reason);
+    return 1;
+}
+
+static int origin_allowed(struct lws *wsi) {
+    if (!*config.allowed_origins)
+        return 1;
+    char origin[256];
+    int n = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+    if (n == 0 && lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) == 0)
+        return 1; /* not a browser: Origin is the browsers' own defence */
+    if (n <= 0)
+        return 0;
+    for (const char *p = config.allowed_origins; *p;) {
+        size_t len = strcspn(p, ",");
+        while (len && *p == ' ')
+            p++, len--;
+        size_t l = len;
+        while (l && p[l - 1] == ' ')
+            l--;
+        if ((l == 1 && *p == '*') || (l == (size_t)n && strncasecmp(p, origin, l) == 0))
+            return 1;
+        p += len;
+        if (*p)
+            p++;
+    }
+    return 0;
+}
+
+/* The token of the upgrade: the "token" connect parameter, else a Phoenix
+ * authToken entry of Sec-WebSocket-Protocol (from the listener when the
+ * header was too long for lws, else read here). Returns its length, 0 when
+ * none was given, -1 when one was given but cannot be read. */
+static int find_token(struct lws *wsi, char *out, size_t size) {
+    int r = transport_url_arg(wsi, "token", out, size);
+    if (r)
+        return r < 0 ? -1 : (int)strlen(out);
+    pending_t *p = slot(lws_get_socket_fd(wsi));
+    if (p && p->bearer) {
+        size_t n = strlen(p->bearer);
+        if (n >= size)
+            return -1;
+        memcpy(out, p->bearer, n + 1);
+        return (int)n;
+    }
+    char protos[AUTH_TOKEN_MAX * 2];
+    int n = lws_hdr_copy(wsi, protos, sizeof protos, WSI_TOKEN_PROTOCOL);
+    if (n <= 0)
+        return lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) ? -1 : 0;
+    for (char *e = protos; e < protos + n;) {
+        size_t len = strcspn(e, ", ");
+        if (len > strlen(GATE_BEARER_PREFIX) &&
+            strncmp(e, GATE_BEARER_PREFIX, strlen(GATE_BEARER_PREFIX)) == 0)
+            return gate_decode_bearer(e + strlen(GATE_BEARER_PREFIX),
+                                      len - strlen(GATE_BEARER_PREFIX), out, size);
+        e += len;
+        e += strspn(e, ", ");
+    }
+    return 0;
+}
+
+int gate_admit(struct lws *wsi) {
+    char uri[256];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+        strcmp(uri, TRANSPORT_WS_PATH) != 0)
+        return refuse(wsi, REJ_PATH, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint here", uri);
+    if (config.max_connections && metrics.connections >= (uint64_t)config.max_connections)
+        return refuse(wsi, REJ_SERVER_FULL, HTTP_STATUS_SERVICE_UNAVAILABLE, "server full", NULL);
+    if (!origin_allowed(wsi))
+        return refuse(wsi, REJ_ORIGIN, HTTP_STATUS_FORBIDDEN, "origin not allowed", NULL);
+
+    char token[AUTH_TOKEN_MAX + 1];
+    int tl = find_token(wsi, token, sizeof token);
+    if (tl == 0 && strcmp(config.auth, "required") == 0)
+        return refuse(wsi, REJ_TOKEN_MISSING, HTTP_STATUS_FORBIDDEN, "token required", NULL);
+    if (tl == 0)
+        return 0;
+    auth_identity_t *id = NULL;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    auth_err_t e = tl < 0 ? AUTH_EMALFORMED
+                          : auth_verify(token, (size_t)tl, (double)tv.tv_sec + tv.tv_usec / 1e6,
+                                        (double)config.auth_leeway, &id);
+    if (e != AUTH_OK)
+        return refuse(wsi, e == AUTH_EEXPIRED || e == AUTH_ENOTYET ? REJ_TOKEN_EXPIRED
+                                                                   : REJ_TOKEN_INVALID,
+                      HTTP_STATUS_FORBIDDEN, auth_err_text(e), NULL);
+    if (config.max_conns_per_user &&
+        auth_user_count(id->tenant, id->user, 0) >= config.max_conns_per_user) {
+        char q[96];
+        int r = refuse(wsi, REJ_USER_LIMIT, HTTP_STATUS_FORBIDDEN,
+                       "too many connections for this user",
+                       log_quote(id->user, q, sizeof q));
+        auth_identity_free(id);
+        return r;
+    }
+    pending_t *p = slot(lws_get_socket_fd(wsi));
+    if (!p) {
+        auth_identity_free(id);
+        return refuse(wsi, REJ_SERVER_FULL, HTTP_STATUS_SERVICE_UNAVAILABLE, "server full", NULL);
+    }
+    clear(p);
+    p->id = id;
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* gate.h -- admission of WebSocket upgrades, before the 101 response:
+ * the socket path, --max-connections, the Origin allow-list, the token
+ * (auth.c) and --max-conns-per-user. A refused upgrade gets an HTTP status
+ * (404, 403 or 503) with a one-line reason, a log line and a counter.
+ *
+ * What the token granted is handed from the upgrade to the session through
+ * a table indexed by socket descriptor: lws frees the HTTP request's
+ * per-connection storage when the connection becomes a WebSocket. */
+#ifndef PARLEY_GATE_H
+#define PARLEY_GATE_H
+
+#include "auth.h"
+
+struct lws;
+
+/* Sizes the descriptor table. 0 or -1 if out of memory. */
+int gate_init(long fd_limit);
+void gate_shutdown(void);
+
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 to let the upgrade proceed, 1 when a
+ * refusal was sent. */
+int gate_admit(struct lws *wsi);
+
+/* The identity gate_admit() verified for this connection (the caller owns
+ * it), or NULL: no token was given. */
+auth_identity_t *gate_take(struct lws *wsi);
+
+/* A new connection got descriptor fd: drops what an earlier connection on
+ * it left. bearer, when not NULL, is the token the listener took out of the
+ * request's Sec-WebSocket-Protocol header (copied). */
+void gate_fd_opened(int fd, const char *bearer, size_t len);
+
+/* Decodes the token of a Phoenix "base64url.bearer.phx.<base64>" protocol
+ * entry (either base64 alphabet, padding optional) into out. Returns its
+ * length, or -1. */
+int gate_decode_bearer(const char *b64, size_t len, char *out, size_t size);
+
+/* The prefix of that entry. */
+#define GATE_BEARER_PREFIX "base64url.bearer.phx."
+
+#endif

@@ -1,0 +1,413 @@
+// Authentication, topic authorization and tenants, as users meet them:
+// tokens (HS256/384/512 JWTs signed here with node:crypto) passed as the
+// `token` connect parameter or as phoenix.js' authToken; HTTP 403 before the
+// upgrade for a missing, forged, expired or unsupported token; the token's
+// sub as the presence key; join and publish patterns; tenants that never see
+// each other (also across two nodes through Redis); the 4003 close when a
+// token expires; --max-connections, --max-conns-per-user, --allowed-origins
+// and --namespaces. Every server and Redis is killed by PID in after().
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, describe, test } from "node:test";
+
+import { Socket } from "phoenix";
+
+import { now, signJwt } from "./lib/jwt.mjs";
+import { startRedis, stopAllRedis } from "./lib/redis.mjs";
+import {
+  errKey,
+  PARLEY_BIN,
+  RawClient,
+  sleep,
+  startServer,
+  stopAllServers,
+  waitFor,
+  WebSocket,
+  withTimeout,
+  wsUrl,
+} from "./lib/server.mjs";
+
+after(async () => {
+  await stopAllServers();
+  await stopAllRedis();
+});
+
+const WAIT = 5000;
+const KEY = "secret-key-of-at-least-32-bytes!";
+const KEY2 = "another-key-which-is-long-enough-too";
+const rejected = (reason) => `parley_upgrades_rejected_total{reason="${reason}"}`;
+
+const withToken = (server, token, format = "v2") =>
+  wsUrl(server, format, `token=${encodeURIComponent(token)}`);
+
+/** The HTTP status an upgrade got: 101 when it opened. */
+async function upgradeStatus(url, { headers = {}, protocols } = {}) {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, protocols, { headers, perMessageDeflate: false });
+      ws.once("open", () => {
+        ws.terminate();
+        resolve(101);
+      });
+      ws.once("unexpected-response", (_req, res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+        ws.on("error", () => {});
+      });
+      ws.once("error", (e) => reject(e));
+    }),
+    WAIT,
+    `upgrade of ${url}`,
+  );
+}
+
+/** Connects phoenix.js with opts (e.g. authToken) and resolves the open socket. */
+async function phoenixConnect(t, server, opts) {
+  const socket = new Socket(server.socketBase, {
+    transport: WebSocket,
+    timeout: WAIT,
+    reconnectAfterMs: () => 60000,
+    rejoinAfterMs: () => 60000,
+    ...opts,
+  });
+  const opened = new Promise((resolve, reject) => {
+    socket.onOpen(resolve);
+    socket.onError(() => reject(new Error("phoenix socket error")));
+  });
+  socket.connect();
+  t.after(() => socket.disconnect());
+  await withTimeout(opened, WAIT, "phoenix socket open");
+  return socket;
+}
+
+async function client(t, server, token, format = "v2") {
+  const c = await RawClient.connect(withToken(server, token, format), { format });
+  t.after(() => c.terminate());
+  return c;
+}
+
+describe("connecting with a token", () => {
+  test("--auth required: 403 before the upgrade without a valid token, counted by reason", async (t) => {
+    const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.kill());
+    const good = signJwt({ sub: "alice", exp: now(600) }, KEY);
+    const cases = [
+      ["no token", wsUrl(server), "token_missing", /token required/],
+      ["wrong key", withToken(server, signJwt({ sub: "alice" }, "x".repeat(40))), "token_invalid", /invalid signature/],
+      ["unsigned (alg none)", withToken(server, signJwt({ sub: "alice" }, KEY, { alg: "none" })), "token_invalid", /./],
+      ["tampered claims", withToken(server, good.replace(/^([^.]+)\.[^.]+/, (_, h) => `${h}.${Buffer.from('{"sub":"root"}').toString("base64url")}`)), "token_invalid", /invalid signature/],
+      ["not a JWT", withToken(server, "hello"), "token_invalid", /malformed token/],
+      ["expired", withToken(server, signJwt({ sub: "alice", exp: now(-10) }, KEY)), "token_expired", /token expired/],
+      ["not yet valid", withToken(server, signJwt({ sub: "alice", nbf: now(600) }, KEY)), "token_expired", /not yet valid/],
+      ["no sub", withToken(server, signJwt({ name: "alice" }, KEY)), "token_invalid", /invalid claims/],
+      ["tenant with a separator", withToken(server, signJwt({ sub: "a", tenant: "a\u001fb" }, KEY)), "token_invalid", /invalid claims/],
+    ];
+    for (const [what, url, reason, body] of cases) {
+      const before = (await server.metrics()).get(rejected(reason));
+      const r = await upgradeStatus(url);
+      assert.equal(r.status, 403, `${what}: HTTP 403`);
+      assert.match(r.body, body, `${what}: the reason is in the body`);
+      assert.equal((await server.metrics()).get(rejected(reason)), before + 1, `${what}: counted as ${reason}`);
+    }
+    assert.equal((await server.metrics()).get("parley_connections_total"), 0, "no session was opened");
+    assert.match(server.stderr(), /event=upgrade_refused status=403 reason=token_missing/);
+    // HS256, HS384 and HS512 tokens are all accepted.
+    for (const alg of ["HS256", "HS384", "HS512"]) {
+      const c = await client(t, server, signJwt({ sub: `u-${alg}` }, KEY, { alg }));
+      assert.deepEqual((await c.heartbeat()).payload, { status: "ok", response: {} }, alg);
+    }
+  });
+
+  test("phoenix.js authToken (the Sec-WebSocket-Protocol entry) authenticates like the token parameter", async (t) => {
+    const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.kill());
+    // A long token: far past the 127 bytes lws allows in that header.
+    const token = signJwt({ sub: "alice", meta: { role: "admin", bio: "b".repeat(500) } }, KEY);
+    const socket = await phoenixConnect(t, server, { authToken: token });
+    assert.equal(socket.conn.protocol, "phoenix", "the server answers with the phoenix protocol");
+    const ch = socket.channel("room:lobby", { user: "mallory" });
+    const state = new Promise((r) => ch.on("presence_state", r));
+    const diff = new Promise((r) => ch.on("presence_diff", r));
+    await withTimeout(new Promise((r) => ch.join().receive("ok", r)), WAIT, "join");
+    const seen = { ...(await withTimeout(state, WAIT, "presence_state")) };
+    Object.assign(seen, (await withTimeout(diff, WAIT, "presence_diff")).joins);
+    assert.deepEqual(Object.keys(seen), ["alice"], "the token's sub is the presence key");
+    assert.equal(seen.alice.metas[0].role, "admin", "with the token's meta");
+    // A forged authToken is refused like a forged parameter.
+    const forged = signJwt({ sub: "alice" }, "f".repeat(40));
+    const b64 = Buffer.from(forged).toString("base64").replace(/=/g, "");
+    const r = await upgradeStatus(wsUrl(server), { protocols: ["phoenix", `base64url.bearer.phx.${b64}`] });
+    assert.equal(r.status, 403);
+  });
+
+  test("--auth anonymous: no token is fine, a bad one is still refused, a good one names the user", async (t) => {
+    const server = await startServer([], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.kill());
+    const anon = await RawClient.connect(wsUrl(server, "v2", "user=guest"));
+    t.after(() => anon.terminate());
+    assert.equal((await anon.join("room:1", { user: "guest" })).reply.payload.status, "ok");
+    assert.equal((await upgradeStatus(withToken(server, signJwt({ sub: "x" }, "y".repeat(40))))).status, 403);
+    const c = await client(t, server, signJwt({ sub: "bob" }, KEY));
+    // The join payload's "user" cannot override the token's sub.
+    await c.join("room:1", { user: "mallory", role: "admin" });
+    const diff = await c.next((m) => m.event === "presence_diff" && m.payload.joins.bob, WAIT, "bob's join");
+    assert.equal(diff.payload.joins.bob.metas[0].role, "admin", "the payload's meta is kept");
+    const keys = c
+      .received((m) => m.event === "presence_state" || m.event === "presence_diff")
+      .flatMap((m) => Object.keys(m.payload.joins ?? m.payload));
+    assert.ok(!keys.includes("mallory"), `the payload's user is ignored: ${keys}`);
+  });
+
+  test("key rotation: tokens of every configured key are accepted, a kid picks its key", async (t) => {
+    const server = await startServer(["--auth", "required"], {
+      env: { PARLEY_AUTH_KEYS: `old:${KEY},new:${KEY2}` },
+    });
+    t.after(() => server.kill());
+    for (const [kid, key] of [["old", KEY], ["new", KEY2], [undefined, KEY2]]) {
+      const c = await client(t, server, signJwt({ sub: "alice" }, key, { kid }));
+      assert.equal((await c.heartbeat()).payload.status, "ok", `kid ${kid}`);
+    }
+    // A kid names the key that must verify the token.
+    assert.equal((await upgradeStatus(withToken(server, signJwt({ sub: "a" }, KEY, { kid: "new" })))).status, 403);
+  });
+
+  test("a connection whose token expires is closed with 4003 and counted", async (t) => {
+    const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.kill());
+    const c = await client(t, server, signJwt({ sub: "alice", exp: now(2) }, KEY));
+    const long = await client(t, server, signJwt({ sub: "bob", exp: now(600) }, KEY));
+    assert.equal((await c.join("room:1")).reply.payload.status, "ok");
+    const closed = await c.closed(6000);
+    assert.deepEqual(closed, { code: 4003, reason: "token expired" });
+    assert.equal((await server.metrics()).get("parley_token_expired_disconnects_total"), 1);
+    assert.equal((await long.heartbeat()).payload.status, "ok", "a connection with a valid token stays");
+  });
+});
+
+describe("topic permissions", () => {
+  test("join and publish patterns, with {sub}; a refused push reaches nobody", async (t) => {
+    const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.kill());
+    const alice = await client(
+      t,
+      server,
+      signJwt({ sub: "alice", join: ["room:*", "user:{sub}", "news"], publish: ["room:*"] }, KEY),
+    );
+    const reader = await client(t, server, signJwt({ sub: "carol" }, KEY)); // no patterns: anything
+    const status = async (topic) => (await alice.join(topic)).reply.payload;
+    assert.equal((await status("room:1")).status, "ok");
+    assert.equal((await status("user:alice")).status, "ok");
+    assert.equal((await status("news")).status, "ok");
+    for (const topic of ["user:bob", "user:alice2", "dm:1", "newsletter", "room"]) {
+      assert.deepEqual(await status(topic), { status: "error", response: { reason: "unauthorized" } }, topic);
+    }
+    // May join news, may not publish there.
+    const { joinRef } = await reader.join("news");
+    const newsRef = alice.received((m) => m.topic === "news" && m.event === "phx_reply")[0].join_ref;
+    const refused = await alice.push("news", "new_msg", { body: "spam" }, newsRef);
+    assert.deepEqual(refused.reply.payload, { status: "error", response: { reason: "unauthorized" } });
+    await reader.heartbeat();
+    await sleep(100);
+    assert.equal(reader.received((m) => m.event === "new_msg").length, 0, "nobody received it");
+    assert.ok(joinRef);
+    const m = await server.metrics();
+    assert.equal(m.get(errKey("unauthorized")), 6);
+  });
+
+  test("a sub with '*' is matched literally in {sub} patterns", async (t) => {
+    const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.kill());
+    const c = await client(t, server, signJwt({ sub: "a*", join: ["user:{sub}"] }, KEY));
+    assert.equal((await c.join("user:a*")).reply.payload.status, "ok");
+    assert.equal((await c.join("user:abc")).reply.payload.status, "error");
+  });
+});
+
+describe("tenants", () => {
+  test("the same topic name in two tenants: messages and presence never cross", async (t) => {
+    const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.kill());
+    const a1 = await client(t, server, signJwt({ sub: "ann", tenant: "acme" }, KEY));
+    const a2 = await client(t, server, signJwt({ sub: "art", tenant: "acme" }, KEY), "msgpack");
+    const b1 = await client(t, server, signJwt({ sub: "bea", tenant: "globex" }, KEY));
+    const d1 = await client(t, server, signJwt({ sub: "dan" }, KEY)); // the default tenant
+    const joins = {};
+    for (const [name, c] of Object.entries({ a1, a2, b1, d1 })) {
+      joins[name] = (await c.join("room:1")).joinRef;
+    }
+    const state = await a2.next((m) => m.event === "presence_state", WAIT, "presence_state");
+    assert.equal(state.topic, "room:1", "clients see their own topic name");
+    await a1.push("room:1", "new_msg", { body: "acme only" }, joins.a1);
+    const got = await a2.broadcast("room:1", "new_msg");
+    assert.deepEqual(got.payload, { body: "acme only" });
+    for (const c of [b1, d1]) await c.heartbeat();
+    await sleep(150); // past a presence batch
+    for (const [name, c] of Object.entries({ b1, d1 })) {
+      assert.equal(c.received((m) => m.event === "new_msg").length, 0, `${name} got nothing`);
+      for (const m of c.received((m) => m.event === "presence_state" || m.event === "presence_diff")) {
+        const keys = [...Object.keys(m.payload.joins ?? m.payload), ...Object.keys(m.payload.leaves ?? {})];
+        assert.ok(!keys.some((k) => ["ann", "art"].includes(k)), `${name} sees no acme presence: ${keys}`);
+      }
+    }
+    // A topic name cannot reach into another tenant's namespace.
+    const r = await d1.join("\u001facme\u001froom:1");
+    assert.deepEqual(r.reply.payload, { status: "error", response: { reason: "invalid topic" } });
+  });
+
+  test("across two nodes through Redis, tenants stay apart", async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.kill());
+    const opts = { env: { PARLEY_AUTH_KEYS: KEY } };
+    const n1 = await startServer(["--auth", "required", "--redis", redis.addr], opts);
+    const n2 = await startServer(["--auth", "required", "--redis", redis.addr], opts);
+    t.after(() => n1.kill());
+    t.after(() => n2.kill());
+    const a1 = await client(t, n1, signJwt({ sub: "ann", tenant: "acme" }, KEY));
+    const a2 = await client(t, n2, signJwt({ sub: "art", tenant: "acme" }, KEY));
+    const b2 = await client(t, n2, signJwt({ sub: "bea", tenant: "globex" }, KEY));
+    const ja1 = (await a1.join("room:x")).joinRef;
+    await a2.join("room:x");
+    await b2.join("room:x");
+    // Subscriptions propagate asynchronously: retry until the other node delivers.
+    await waitFor(
+      async () => {
+        await a1.push("room:x", "new_msg", { body: "hi" }, ja1);
+        return a2.received((m) => m.event === "new_msg").length > 0;
+      },
+      WAIT,
+      "acme's message on the other node",
+      100,
+    );
+    const presence = await waitFor(
+      () => a2.received((m) => m.event === "presence_diff" && m.payload.joins.ann).length > 0,
+      WAIT,
+      "ann's presence on node 2",
+    );
+    assert.ok(presence);
+    await b2.heartbeat();
+    assert.equal(b2.received((m) => m.event === "new_msg").length, 0, "globex got nothing");
+    assert.ok(
+      !b2.received((m) => m.event.startsWith("presence_")).some((m) => JSON.stringify(m.payload).includes("ann")),
+      "globex sees no acme presence",
+    );
+  });
+});
+
+describe("connection limits and origins", () => {
+  test("--max-conns-per-user: 403 past the limit, a slot frees when a connection closes", async (t) => {
+    const server = await startServer(["--auth", "required", "--max-conns-per-user", "2"], {
+      env: { PARLEY_AUTH_KEYS: KEY },
+    });
+    t.after(() => server.kill());
+    const tok = signJwt({ sub: "alice" }, KEY);
+    const c1 = await client(t, server, tok);
+    await client(t, server, tok);
+    const r = await upgradeStatus(withToken(server, tok));
+    assert.equal(r.status, 403);
+    assert.match(r.body, /too many connections for this user/);
+    assert.equal((await server.metrics()).get(rejected("user_limit")), 1);
+    // Another user, or another tenant's user of the same name, is not affected.
+    await client(t, server, signJwt({ sub: "bob" }, KEY));
+    await client(t, server, signJwt({ sub: "alice", tenant: "other" }, KEY));
+    c1.close();
+    await c1.closed();
+    await waitFor(async () => (await upgradeStatus(withToken(server, tok))) === 101, WAIT, "a freed slot");
+  });
+
+  test("--max-connections: 503 when the node is full", async (t) => {
+    const server = await startServer(["--max-connections", "2"]);
+    t.after(() => server.kill());
+    const a = await RawClient.connect(wsUrl(server));
+    const b = await RawClient.connect(wsUrl(server));
+    t.after(() => a.terminate());
+    t.after(() => b.terminate());
+    const r = await upgradeStatus(wsUrl(server));
+    assert.equal(r.status, 503);
+    assert.equal((await server.metrics()).get(rejected("server_full")), 1);
+    assert.equal((await a.heartbeat()).payload.status, "ok", "the others keep working");
+  });
+
+  test("--allowed-origins: browsers from other sites get 403; non-browsers send no Origin", async (t) => {
+    const server = await startServer(["--allowed-origins", "https://chat.example, http://localhost:8080"]);
+    t.after(() => server.kill());
+    const origin = (o) => upgradeStatus(wsUrl(server), { headers: { Origin: o } });
+    assert.equal(await origin("https://chat.example"), 101);
+    assert.equal(await origin("http://localhost:8080"), 101);
+    assert.equal((await origin("https://evil.example")).status, 403);
+    assert.equal((await origin("https://chat.example.evil.example")).status, 403);
+    assert.equal(await upgradeStatus(wsUrl(server)), 101, "no Origin: not a browser");
+    assert.equal((await server.metrics()).get(rejected("origin")), 2);
+  });
+});
+
+describe("namespaces", () => {
+  test("publish false, max_members and presence per namespace", async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), "parley-ns-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, "namespaces.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        news: { publish: false },
+        lobby: { max_members: 2, presence: false },
+      }),
+    );
+    const server = await startServer(["--namespaces", `@${file}`], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.kill());
+    const editor = await client(t, server, signJwt({ sub: "ed", publish: ["news:*"] }, KEY));
+    const reader = await client(t, server, signJwt({ sub: "rea" }, KEY));
+    const anon = await RawClient.connect(wsUrl(server));
+    t.after(() => anon.terminate());
+    const je = (await editor.join("news:today")).joinRef;
+    const jr = (await reader.join("news:today")).joinRef;
+    const ja = (await anon.join("news:today")).joinRef;
+    assert.equal((await editor.push("news:today", "story", { t: 1 }, je)).reply.payload.status, "ok");
+    assert.deepEqual((await reader.broadcast("news:today", "story")).payload, { t: 1 });
+    for (const [c, jref] of [[reader, jr], [anon, ja]]) {
+      const r = await c.push("news:today", "story", { t: 2 }, jref);
+      assert.deepEqual(r.reply.payload, { status: "error", response: { reason: "unauthorized" } });
+    }
+    // lobby: two members at most, and no presence.
+    assert.equal((await editor.join("lobby:1")).reply.payload.status, "ok");
+    assert.equal((await reader.join("lobby:1")).reply.payload.status, "ok");
+    assert.deepEqual((await anon.join("lobby:1")).reply.payload, {
+      status: "error",
+      response: { reason: "topic full" },
+    });
+    assert.equal((await anon.join("lobby:2")).reply.payload.status, "ok", "the limit is per topic");
+    await editor.heartbeat();
+    assert.equal(editor.received((m) => m.topic === "lobby:1" && m.event === "presence_state").length, 0);
+    assert.equal(editor.received((m) => m.topic === "news:today" && m.event === "presence_state").length, 1);
+    assert.equal((await server.metrics()).get(errKey("topic_full")), 1);
+  });
+});
+
+describe("startup checks", () => {
+  const run = (args, env = {}) =>
+    spawnSync(PARLEY_BIN, ["--listen", "127.0.0.1:0", ...args], {
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+      timeout: 10000,
+    });
+  test("bad auth settings stop the start with a clear message", () => {
+    const cases = [
+      [["--auth", "required"], {}, /--auth required needs --auth-keys/],
+      [["--auth", "sometimes"], {}, /--auth must be anonymous or required/],
+      [[], { PARLEY_AUTH_KEYS: "short" }, /a secret must be 32 to 512 bytes/],
+      [["--auth-keys", "@/nonexistent/keys"], {}, /cannot read \/nonexistent\/keys/],
+      [["--namespaces", "{not json"], {}, /--namespaces must be a JSON object/],
+      [["--namespaces", '{"room": {"publish": "yes"}}'], {}, /unknown option or wrong type/],
+    ];
+    for (const [args, env, message] of cases) {
+      const r = run(args, env);
+      assert.equal(r.status, 2, `${args.join(" ")} exits 2`);
+      assert.match(r.stderr, message);
+    }
+  });
+});
