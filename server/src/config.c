@@ -89,6 +89,15 @@ static const option_row_t options[] = {
     {"allowed-origins", "PARLEY_ALLOWED_ORIGINS", OPT_LIST, F(allowed_origins), "", 0, 0,
      "Origin header values browsers may connect from, comma-separated (clients sending no "
      "Origin are not browsers and are allowed); empty: any"},
+    {"tls-cert", "PARLEY_TLS_CERT", OPT_STR, F(tls_cert), "", 0, 0,
+     "PEM certificate (chain) file: the port then speaks only TLS (wss://, https://); needs "
+     "--tls-key"},
+    {"tls-key", "PARLEY_TLS_KEY", OPT_STR, F(tls_key), "", 0, 0,
+     "PEM private key file of --tls-cert (unencrypted)"},
+    /* TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3's are
+     * OpenSSL's (all AEAD). TLS 1.0/1.1 are refused whatever this says. */
+    {"tls-ciphers", "PARLEY_TLS_CIPHERS", OPT_STR, F(tls_ciphers), "ECDHE+AESGCM:ECDHE+CHACHA20",
+     0, 0, "OpenSSL cipher list for TLS 1.2 clients (TLS 1.3 uses OpenSSL's suites)"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -195,6 +204,10 @@ int config_load(int argc, char **argv) {
         return -1;
     }
     log_level = lvl;
+    if (!*config.tls_cert != !*config.tls_key) {
+        fprintf(stderr, "parley: --tls-cert and --tls-key go together: set both, or neither\n");
+        return -1;
+    }
     if (!strrchr(config.listen, ':')) {
         fprintf(stderr, "parley: --listen must be HOST:PORT, not \"%s\"\n", config.listen);
         return -1;

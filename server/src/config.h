@@ -34,6 +34,9 @@ typedef struct config {
     long max_connections;   /* WebSocket connections on this node; 0 = no limit */
     long max_conns_per_user;/* connections of one token sub on this node; 0 = no limit */
     char *allowed_origins;  /* Origin values browsers may connect from; "" = any */
+    char *tls_cert;         /* PEM certificate chain; "" = plaintext (see tls.h) */
+    char *tls_key;          /* PEM private key of tls_cert; set with tls_cert or not at all */
+    char *tls_ciphers;      /* OpenSSL cipher string for TLS 1.2 */
 } config_t;
 
 extern config_t config;

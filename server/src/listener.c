@@ -51,11 +51,17 @@ static void pause_accepting(struct ev_loop *loop, int err) {
     }
 }
 
+/* lws adopts the connection as HTTP, with TLS when the vhost has an SSL_CTX
+ * (lws_adopt_socket_vhost passes LWS_ADOPT_ALLOW_SSL), and starts the
+ * handshake at once. One that fails there (the client's first bytes were
+ * already in) ends the adoption too: tls.c counts and logs that as a failed
+ * handshake, not as a failed adoption. */
 static void adopt(int fd, const char *readbuf, size_t len) {
     gate_fd_opened(fd, NULL, 0);
+    uint64_t tls_failed = metrics.tls_handshake_failures;
     struct lws *wsi = readbuf ? lws_adopt_socket_vhost_readbuf(vhost, fd, readbuf, len)
                               : lws_adopt_socket_vhost(vhost, fd);
-    if (!wsi) { /* lws closes fd on failure */
+    if (!wsi && metrics.tls_handshake_failures == tls_failed) { /* lws closes fd on failure */
         metrics.errors[ERR_ADOPT]++;
         plog(LOG_WARN, "adopt_failed", "fd=%d", fd);
     }

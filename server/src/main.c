@@ -25,6 +25,7 @@
 #include "namespaces.h"
 #include "presence.h"
 #include "session.h"
+#include "tls.h"
 #include "transport.h"
 
 static struct lws_context *context;
@@ -214,6 +215,8 @@ int main(int argc, char **argv) {
     int rc = config_load(argc, argv);
     if (rc)
         return rc > 0 ? 0 : 2;
+    if (tls_check())
+        return 2;
     log_hook_lws();
     signal(SIGPIPE, SIG_IGN);
 
@@ -284,6 +287,7 @@ int main(int argc, char **argv) {
     info.options = LWS_SERVER_OPTION_LIBEV;
     info.foreign_loops = foreign_loops;
     info.count_threads = 1;
+    tls_context_info(&info); /* with --tls-cert: the port speaks only TLS */
     /* No lws keepalive: lws' default policy pings every socket after 300 s
      * without traffic it counts and hangs up at 310 s, keeping one timer
      * per socket in a sorted list that every insertion walks (accepting a
@@ -323,9 +327,9 @@ int main(int argc, char **argv) {
     ev_signal_start(loop, &sigint_watcher);
 
     plog(LOG_INFO, "listening",
-         "host=%s port=%d node=%s version=%s static_dir=\"%s\" fd_limit=%ld auth=%s keys=%zu",
+         "host=%s port=%d node=%s version=%s static_dir=\"%s\" fd_limit=%ld auth=%s keys=%zu %s",
          host, bound, node_id, PARLEY_VERSION, config.static_dir, fd_limit, config.auth,
-         auth_nkeys());
+         auth_nkeys(), tls_describe());
     ev_run(loop, 0);
 
     cluster_shutdown();

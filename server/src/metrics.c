@@ -90,6 +90,9 @@ static const metric_row_t rows[] = {
      &metrics.redis_bad_envelopes},
     {"parley_redis_disconnects_total", "counter", "Redis connections lost.",
      &metrics.redis_disconnects},
+    {"parley_tls_handshake_failures_total", "counter",
+     "TLS handshakes that failed: plaintext clients, TLS 1.0/1.1, no shared cipher...",
+     &metrics.tls_handshake_failures},
 };
 
 #define APPEND(...)                                                          \

@@ -68,6 +68,7 @@ typedef struct metrics {
     uint64_t redis_bad_envelopes;   /* undecodable messages on our channels */
     uint64_t redis_disconnects;     /* Redis connections lost */
     uint64_t disconnects_expired;   /* closed when their token expired */
+    uint64_t tls_handshake_failures; /* TLS handshakes that failed (plaintext client, old version...) */
     uint64_t errors[ERR_NKINDS];
     uint64_t rejected[REJ_NKINDS];
 } metrics_t;

@@ -165,8 +165,18 @@ int session_enqueue(session_t *s, frame_t *f) {
  * the kernel does not take is handed to lws (LWS_WRITE_RAW), which keeps it
  * and sends it on POLLOUT before anything else on this socket. Must only be
  * called when lws holds nothing unsent. Returns -1 if the connection is
- * broken. */
+ * broken.
+ *
+ * A TLS connection's bytes go to lws instead, which hands them to one
+ * SSL_write() (OpenSSL cuts them into records of up to 16 KiB; a frame past
+ * TRANSPORT_TX_PACKET takes several). An SSL_write() that cannot finish
+ * (SSL_ERROR_WANT_WRITE, perhaps after sending some records) counts as
+ * nothing sent: lws keeps a copy of all of it and repeats the same
+ * SSL_write() on POLLOUT, as OpenSSL requires, and OpenSSL sends only the
+ * rest. So TLS needs no code of ours for partial writes. */
 static int send_raw(session_t *s, int fd, uint8_t *p, size_t len) {
+    if (s->tls)
+        return lws_write(s->wsi, p, len, LWS_WRITE_RAW) < 0 ? -1 : 0;
     if (fd < 0)
         return -1;
     ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -630,6 +640,7 @@ int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *ser
     memset(s, 0, sizeof *s);
     s->wsi = wsi;
     s->id = next_id++;
+    s->tls = lws_is_ssl(wsi) != 0;
     s->ident = ident;
     if (ident && ident->verified) {
         auth_user_count(ident->tenant, ident->user, +1);

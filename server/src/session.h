@@ -60,6 +60,7 @@ typedef struct session {
     unsigned open : 1;          /* session_open() succeeded */
     unsigned flush_pending : 1; /* on the flush list */
     unsigned rx_binary : 1;     /* opcode of the message being received */
+    unsigned tls : 1;           /* TLS connection: writes go through lws (OpenSSL) */
     struct session *fprev, *fnext; /* on the flush list */
     struct session *iprev, *inext; /* open sessions, least recently active first */
     double last_rx;             /* loop time of the last frame received */

@@ -7,6 +7,7 @@
 #include "http.h"
 #include "log.h"
 #include "session.h"
+#include "tls.h"
 
 /* lws 4.1's lws_get_urlarg_by_name() stops at the first parameter that does
  * not fit its buffer, so a long token before vsn would hide vsn: this reads
@@ -76,6 +77,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLOSED:
         session_closed(s);
         return 0;
+
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        return tls_configure_ctx(user); /* user: the vhost's SSL_CTX */
 
     case LWS_CALLBACK_HTTP:
         if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
