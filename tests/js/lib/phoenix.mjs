@@ -4,16 +4,17 @@
 
 import { Socket } from "phoenix";
 
-import { WebSocket, withTimeout } from "./server.mjs";
+import { trustingWebSocket, WebSocket, withTimeout } from "./server.mjs";
 
 const WAIT = 5000;
 
-/** Opens a phoenix Socket to srv (a server from startServer) and resolves
- * once it is open. Every message it receives is kept in socket.seen; it is
- * disconnected when test t ends. opts override the Socket options. */
+/** Opens a phoenix Socket to srv (a server from startServer; over wss://,
+ * trusting its certificate, when it serves TLS) and resolves once it is open.
+ * Every message it receives is kept in socket.seen; it is disconnected when
+ * test t ends. opts override the Socket options. */
 export async function phoenixSocket(t, srv, opts = {}) {
   const socket = new Socket(srv.socketBase, {
-    transport: WebSocket,
+    transport: srv.ca ? trustingWebSocket(srv.ca) : WebSocket,
     timeout: WAIT,
     heartbeatIntervalMs: 30000,
     reconnectAfterMs: () => 60000,

@@ -1,14 +1,17 @@
 // Helpers for the integration tests: start the real parley binary on an
-// ephemeral port, read its /metrics and /healthz, and drive it with raw
-// WebSocket clients (the `ws` package) that record every frame.
+// ephemeral port (plaintext, or TLS with a certificate made by makeTestCert),
+// read its /metrics and /healthz, and drive it with raw WebSocket clients
+// (the `ws` package) that record every frame.
 //
 // Every server started here is remembered by PID; a test file calls
 // `after(stopAllServers)` (and the process exit hook below is a last resort),
 // so that no parley process outlives the test file that started it.
 
-import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -75,11 +78,12 @@ export async function waitFor(fn, timeoutMs, what, intervalMs = 25) {
 }
 
 /** A plain HTTP GET that sends `pathname` exactly as given (no URL
- * normalisation, unlike fetch). Resolves {status, headers, body}. */
-export function httpGet(port, pathname, { timeoutMs = 5000 } = {}) {
+ * normalisation, unlike fetch). Resolves {status, headers, body}. With `ca`
+ * (PEM), the GET is HTTPS and trusts that certificate. */
+export function httpGet(port, pathname, { timeoutMs = 5000, ca = null } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: "127.0.0.1", port, path: pathname, method: "GET", agent: false },
+    const req = (ca ? https : http).request(
+      { host: "127.0.0.1", port, path: pathname, method: "GET", agent: false, ...(ca ? { ca } : {}) },
       (res) => {
         const chunks = [];
         res.on("data", (c) => chunks.push(c));
@@ -130,9 +134,49 @@ export function parseMetrics(text) {
 export const errKey = (kind) => `parley_errors_total{kind="${kind}"}`;
 
 /**
+ * Makes a self-signed certificate for 127.0.0.1 (subjectAltName IP:127.0.0.1,
+ * valid for 2 days, key type `keyType`: "ec" (P-256) or "rsa") with the
+ * openssl CLI, in a new temporary directory that is removed when this
+ * process exits. Returns {dir, cert, key} (file paths) and ca: the
+ * certificate's PEM text, which clients pass as their only trusted CA.
+ */
+export function makeTestCert({ keyType = "ec" } = {}) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "parley-tls-"));
+  tempDirs.push(dir);
+  const cert = path.join(dir, "cert.pem");
+  const key = path.join(dir, "key.pem");
+  const keyArgs = keyType === "rsa" ? ["-newkey", "rsa:2048"] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+  execFileSync(
+    "openssl",
+    ["req", "-x509", ...keyArgs, "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  return { dir, cert, key, ca: readFileSync(cert, "utf8") };
+}
+
+const tempDirs = [];
+process.on("exit", () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A WebSocket class (the `ws` package) whose connections trust only `ca`:
+ * the transport to give the phoenix client for a wss:// server. */
+export function trustingWebSocket(ca) {
+  return class extends WebSocket {
+    constructor(url, protocols, opts = {}) {
+      super(url, protocols, { ...opts, ca });
+    }
+  };
+}
+
+/**
  * Starts parley with `args` (on 127.0.0.1:0 unless args has --listen) and
- * waits for its `event=listening` line. Returns a handle:
- *   port, url (ws://127.0.0.1:PORT/socket/websocket), httpBase, pid, proc,
+ * waits for its `event=listening` line. With `tls` (from makeTestCert) it
+ * serves TLS with that certificate, and the handle's URLs, HTTP helpers and
+ * connectRaw() use wss:// and https:// trusting it. Returns a handle:
+ *   port, url (ws[s]://127.0.0.1:PORT/socket/websocket), httpBase, pid, proc,
+ *   tls           true when the server said tls=on; ca: the PEM to trust,
  *   stderr()      all stderr text so far,
  *   metrics()     GET /metrics parsed into a Map,
  *   healthz()     GET /healthz parsed as JSON ({status, body} in .http),
@@ -141,8 +185,9 @@ export const errKey = (kind) => `parley_errors_total{kind="${kind}"}`;
  *   exited        a promise of {code, signal},
  *   kill()        SIGKILL by PID.
  */
-export async function startServer(args = [], { timeoutMs = 10000, env = {} } = {}) {
+export async function startServer(args = [], { timeoutMs = 10000, env = {}, tls = null } = {}) {
   const fullArgs = args.includes("--listen") ? [...args] : ["--listen", "127.0.0.1:0", ...args];
+  if (tls) fullArgs.push("--tls-cert", tls.cert, "--tls-key", tls.key);
   const proc = spawn(PARLEY_BIN, fullArgs, {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...env },
@@ -160,12 +205,12 @@ export async function startServer(args = [], { timeoutMs = 10000, env = {} } = {
     });
   });
   proc.stderr.setEncoding("utf8");
-  const port = await withTimeout(
+  const listening = await withTimeout(
     new Promise((resolve, reject) => {
       proc.stderr.on("data", (chunk) => {
         stderr += chunk;
-        const m = /event=listening\b.*?\bport=(\d+)/.exec(stderr);
-        if (m) resolve(Number(m[1]));
+        const m = /event=listening\b[^\n]*\n/.exec(stderr);
+        if (m) resolve(m[0]);
       });
       exited.then(({ code, signal }) =>
         reject(
@@ -182,23 +227,31 @@ export async function startServer(args = [], { timeoutMs = 10000, env = {} } = {
     if (proc.pid) killPid(proc.pid);
     throw e;
   });
+  const port = Number(/\bport=(\d+)/.exec(listening)[1]);
+  const tlsOn = /\btls=on\b/.test(listening);
+  const ca = tlsOn ? tls?.ca ?? null : null;
+  const ws = tlsOn ? "wss" : "ws";
 
   const server = {
     port,
     pid: proc.pid,
     proc,
     exited,
-    url: `ws://127.0.0.1:${port}/socket/websocket`,
-    socketBase: `ws://127.0.0.1:${port}/socket`,
-    httpBase: `http://127.0.0.1:${port}`,
+    tls: tlsOn,
+    ca,
+    url: `${ws}://127.0.0.1:${port}/socket/websocket`,
+    socketBase: `${ws}://127.0.0.1:${port}/socket`,
+    httpBase: `${tlsOn ? "https" : "http"}://127.0.0.1:${port}`,
     stderr: () => stderr,
+    /** GET pathname over this server's scheme (HTTPS trusting ca under TLS). */
+    get: (pathname, opts = {}) => httpGet(port, pathname, { ca, ...opts }),
     async metrics() {
-      const res = await httpGet(port, "/metrics");
+      const res = await server.get("/metrics");
       if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
       return parseMetrics(res.body);
     },
     async healthz() {
-      const res = await httpGet(port, "/healthz");
+      const res = await server.get("/healthz");
       return { http: res.status, ...JSON.parse(res.body) };
     },
     rssKb() {
@@ -225,11 +278,12 @@ export async function startServer(args = [], { timeoutMs = 10000, env = {} } = {
 /**
  * A WebSocket client that records every message it receives and can wait for
  * one matching a predicate. `format` is "v2" (JSON arrays, vsn=2.0.0), "v1"
- * (JSON objects, no vsn) or "msgpack" (vsn=2.0.0&serializer=msgpack). Each
- * recorded message is {join_ref, ref, topic, event, payload, raw, binary}.
+ * (JSON objects, no vsn) or "msgpack" (vsn=2.0.0&serializer=msgpack); `ca`
+ * (PEM) is the one certificate a wss:// connection trusts. Each recorded
+ * message is {join_ref, ref, topic, event, payload, raw, binary}.
  */
 export class RawClient {
-  constructor(url, { format = "v2" } = {}) {
+  constructor(url, { format = "v2", ca = null } = {}) {
     this.format = format;
     this.url = url;
     this.messages = [];
@@ -237,7 +291,7 @@ export class RawClient {
     this.waiters = [];
     this.refCounter = 0;
     this.closeInfo = null;
-    this.ws = new WebSocket(url, { perMessageDeflate: false });
+    this.ws = new WebSocket(url, { perMessageDeflate: false, ...(ca ? { ca } : {}) });
     this.ws.binaryType = "nodebuffer";
     this.closedPromise = new Promise((resolve) => {
       this.ws.on("close", (code, reason) => {
@@ -438,9 +492,9 @@ export function wsUrl(server, format = "v2", extra = "") {
   return `${server.url}${q}${extra ? sep + extra : ""}`;
 }
 
-/** Connects a raw client of `format` to server. */
+/** Connects a raw client of `format` to server (over TLS if it serves TLS). */
 export function connectRaw(server, format = "v2", opts = {}) {
-  return RawClient.connect(wsUrl(server, format, opts.query), { ...opts, format });
+  return RawClient.connect(wsUrl(server, format, opts.query), { ca: server.ca, ...opts, format });
 }
 
 export { WebSocket, mpEncode, mpDecode };
