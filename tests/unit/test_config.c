@@ -17,6 +17,8 @@ int main(void) {
     unsetenv("PARLEY_LISTEN");
     unsetenv("PARLEY_MAX_CHANNELS");
     unsetenv("PARLEY_LOG_LEVEL");
+    unsetenv("PARLEY_TLS_CERT");
+    unsetenv("PARLEY_TLS_KEY");
 
     const char *none[] = {"parley"};
     CHECK("defaults load", load(1, none) == 0);
@@ -25,6 +27,8 @@ int main(void) {
     CHECK("default max frame", config.max_frame == 65536);
     CHECK("default idle timeout", config.idle_timeout == 60);
     CHECK("default log level", log_level == LOG_INFO);
+    CHECK("TLS off by default", *config.tls_cert == '\0' && *config.tls_key == '\0');
+    CHECK("default TLS 1.2 ciphers", strcmp(config.tls_ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20") == 0);
 
     setenv("PARLEY_MAX_CHANNELS", "7", 1);
     setenv("PARLEY_LISTEN", "127.0.0.2:5000", 1);
@@ -53,6 +57,14 @@ int main(void) {
     CHECK("bad log level refused", load(3, level) == -1);
     const char *listen[] = {"parley", "--listen", "4000"};
     CHECK("listen without host refused", load(3, listen) == -1);
+    const char *cert_only[] = {"parley", "--tls-cert", "cert.pem"};
+    CHECK("--tls-cert without --tls-key refused", load(3, cert_only) == -1);
+    setenv("PARLEY_TLS_KEY", "key.pem", 1);
+    CHECK("PARLEY_TLS_KEY without a certificate refused", load(1, none) == -1);
+    CHECK("certificate by flag, key by env", load(3, cert_only) == 0 &&
+                                                 strcmp(config.tls_cert, "cert.pem") == 0 &&
+                                                 strcmp(config.tls_key, "key.pem") == 0);
+    unsetenv("PARLEY_TLS_KEY");
     setenv("PARLEY_IDLE_TIMEOUT", "-5", 1);
     CHECK("bad env value refused", load(1, none) == -1);
     unsetenv("PARLEY_IDLE_TIMEOUT");
