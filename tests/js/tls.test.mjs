@@ -88,6 +88,13 @@ function assertAllIntact(c, sizes) {
   assert.equal(c.received((m) => m.undecodable).length, 0);
 }
 
+/** SIGTERM: the server closes every socket and exits 0 (under the
+ * sanitizers, also with nothing leaked: LeakSanitizer runs at exit). */
+async function stopCleanly(server) {
+  assert.deepEqual(await server.stop(), { code: 0, signal: null });
+  assert.doesNotMatch(server.stderr(), /Sanitizer|runtime error/);
+}
+
 describe("TLS", () => {
   test("the official phoenix client joins, pushes and receives a broadcast over wss://", async (t) => {
     const server = await startServer([], { tls: cert });
@@ -197,6 +204,7 @@ describe("TLS", () => {
     const late = await connectRaw(server, "v2");
     t.after(() => late.terminate());
     assert.equal((await late.join("room:mixed")).reply.payload.status, "ok");
+    await stopCleanly(server);
   });
 
   test("a fan-out of small and large frames arrives intact and in order at every TLS subscriber", async (t) => {
@@ -259,6 +267,7 @@ describe("TLS", () => {
     // The connection works both ways afterwards.
     await slow.heartbeat();
     assert.equal((await server.metrics()).get("parley_slow_consumer_disconnects_total"), 0);
+    await stopCleanly(server);
   });
 
   test("a paused subscriber is still closed as a slow consumer (4001); the others get everything", async (t) => {
