@@ -307,7 +307,10 @@ int main(int argc, char **argv) {
     /* With --reuseport 1 several nodes share the port, the kernel spreading
      * new connections over them: the way to use every core and to pass the
      * per-process descriptor limit. */
-    int bound = vh ? listener_start(host, port, (int)config.reuseport, vh, auth_nkeys() > 0) : -1;
+    /* The listener can take phoenix.js' authToken out of a plaintext request
+     * only: a TLS one is read by lws. */
+    int sniff = auth_nkeys() > 0 && !tls_enabled();
+    int bound = vh ? listener_start(host, port, (int)config.reuseport, vh, sniff) : -1;
     if (bound <= 0) {
         plog(LOG_ERROR, "startup_failed", "reason=\"cannot listen\" listen=%s", config.listen);
         lws_context_destroy(context);
