@@ -9,6 +9,7 @@ import tls from "node:tls";
 import { after, describe, test } from "node:test";
 
 import { assertOutcome, floodScenario, range } from "./lib/flood.mjs";
+import { signJwt } from "./lib/jwt.mjs";
 import { phoenixSocket } from "./lib/phoenix.mjs";
 import {
   connectRaw,
@@ -275,6 +276,20 @@ describe("TLS", () => {
     assert.equal(s.server.tls, true);
     await assertOutcome(s);
     assert.equal((await s.server.metrics()).get(FAILURES), 0);
+  });
+
+  test("--auth required: a token passed as the connect parameter opens a wss:// socket", async (t) => {
+    const KEY = "secret-key-of-at-least-32-bytes!";
+    const server = await startServer(["--auth", "required"], { tls: cert, env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.kill());
+    await assert.rejects(connectRaw(server, "v2"), /unexpected response 403/);
+    const token = encodeURIComponent(signJwt({ sub: "alice" }, KEY));
+    const socket = await phoenixSocket(t, server, { params: { token } });
+    const room = socket.channel("room:auth", {});
+    const state = new Promise((resolve) => room.on("presence_state", resolve));
+    await withTimeout(new Promise((resolve) => room.join().receive("ok", resolve)), 5000, "join");
+    const seen = await withTimeout(state, 5000, "presence_state");
+    assert.deepEqual(Object.keys(seen), ["alice"], "the token's sub is the presence key");
   });
 
   test("a server with a missing, mismatched or lone key file exits at once with an error", async () => {
