@@ -178,6 +178,14 @@ int gate_admit(struct lws *wsi) {
     if (!origin_allowed(wsi))
         return refuse(wsi, REJ_ORIGIN, HTTP_STATUS_FORBIDDEN, "origin not allowed", NULL);
 
+    /* lws 4.1 refuses a Sec-WebSocket-Protocol header of 127 bytes or more
+     * by hanging up. The listener shortens plaintext ones (it takes a
+     * phoenix.js authToken out); an encrypted one it cannot read. Say so. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) >= 127)
+        return refuse(wsi, REJ_PROTOCOL_HEADER, HTTP_STATUS_BAD_REQUEST,
+                      "Sec-WebSocket-Protocol too long: pass the token as the token "
+                      "parameter, not as authToken",
+                      NULL);
     /* Without keys there are no tokens: a token parameter some client
      * passes anyway is the application's business, not ours. */
     if (auth_nkeys() == 0)

@@ -36,6 +36,7 @@ static const char *const reject_names[REJ_NKINDS] = {
     [REJ_TOKEN_INVALID] = "token_invalid",
     [REJ_TOKEN_EXPIRED] = "token_expired",
     [REJ_USER_LIMIT] = "user_limit",
+    [REJ_PROTOCOL_HEADER] = "protocol_header",
 };
 
 const char *reject_kind_name(reject_kind_t kind) {

@@ -41,6 +41,7 @@ typedef enum reject_kind {
     REJ_TOKEN_INVALID,      /* 403: malformed, bad signature or algorithm, bad claims */
     REJ_TOKEN_EXPIRED,      /* 403: exp passed or nbf not reached */
     REJ_USER_LIMIT,         /* 403: --max-conns-per-user */
+    REJ_PROTOCOL_HEADER,    /* 400: a protocol header lws cannot take (authToken over TLS) */
     REJ_NKINDS
 } reject_kind_t;
 

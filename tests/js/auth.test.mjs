@@ -285,7 +285,12 @@ describe("tenants", () => {
       100,
     );
     const presence = await waitFor(
-      () => a2.received((m) => m.event === "presence_diff" && m.payload.joins.ann).length > 0,
+      () =>
+        a2.received(
+          (m) =>
+            (m.event === "presence_diff" && m.payload.joins.ann) ||
+            (m.event === "presence_state" && m.payload.ann),
+        ).length > 0,
       WAIT,
       "ann's presence on node 2",
     );

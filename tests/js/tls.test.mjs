@@ -18,6 +18,7 @@ import {
   startServer,
   stopAllServers,
   tcpQueues,
+  trustingWebSocket,
   waitFor,
   withTimeout,
 } from "./lib/server.mjs";
@@ -290,6 +291,32 @@ describe("TLS", () => {
     await withTimeout(new Promise((resolve) => room.join().receive("ok", resolve)), 5000, "join");
     const seen = await withTimeout(state, 5000, "presence_state");
     assert.deepEqual(Object.keys(seen), ["alice"], "the token's sub is the presence key");
+    // phoenix.js' authToken cannot work over Parley's own TLS (docs/tls.md):
+    // the refusal says what to do instead.
+    const b64 = Buffer.from(signJwt({ sub: "alice" }, KEY)).toString("base64").replace(/=/g, "");
+    const refusal = await withTimeout(
+      new Promise((resolve, reject) => {
+        const ws = new (trustingWebSocket(server.ca))(server.url + "?vsn=2.0.0", [
+          "phoenix",
+          `base64url.bearer.phx.${b64}`,
+        ]);
+        ws.once("open", () => reject(new Error("opened")));
+        ws.once("error", () => {});
+        ws.once("unexpected-response", (_req, res) => {
+          let body = "";
+          res.on("data", (d) => (body += d));
+          res.on("end", () => resolve({ status: res.statusCode, body }));
+        });
+      }),
+      5000,
+      "the authToken refusal",
+    );
+    assert.equal(refusal.status, 400);
+    assert.match(refusal.body, /pass the token as the token parameter/);
+    assert.equal(
+      (await server.metrics()).get('parley_upgrades_rejected_total{reason="protocol_header"}'),
+      1,
+    );
   });
 
   test("a server with a missing, mismatched or lone key file exits at once with an error", async () => {
