@@ -354,6 +354,40 @@ int auth_publish_granted(const auth_identity_t *id, const char *topic) {
     return id && id->publish && any_match(id->publish, id->user, topic);
 }
 
+int auth_decode_bearer(const char *b64, size_t len, char *out, size_t size) {
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = b64[i];
+        int v;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '+' || c == '-')
+            v = 62;
+        else if (c == '/' || c == '_')
+            v = 63;
+        else if (c == '=' && len - i <= 2)
+            break;
+        else
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n + 1 >= size)
+                return -1;
+            out[n++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
 /* ---- tenants --------------------------------------------------------------------- */
 
 #define TENANT_SEP '\x1f'

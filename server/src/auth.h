@@ -76,6 +76,11 @@ void auth_clear_keys(void);
 auth_err_t auth_verify(const char *token, size_t len, double now, double leeway,
                        auth_identity_t **out);
 
+/* Decodes the token of a phoenix.js authToken protocol entry (after
+ * "base64url.bearer.phx."): base64 of either alphabet, padding optional.
+ * Returns its length (out is NUL-terminated), or -1. */
+int auth_decode_bearer(const char *b64, size_t len, char *out, size_t size);
+
 /* An identity without a token: user may be NULL. NULL if out of memory. */
 auth_identity_t *auth_anonymous(const char *user);
 void auth_identity_free(auth_identity_t *id);

@@ -66,40 +66,6 @@ auth_identity_t *gate_take(struct lws *wsi) {
     return id;
 }
 
-int gate_decode_bearer(const char *b64, size_t len, char *out, size_t size) {
-    size_t n = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = b64[i];
-        int v;
-        if (c >= 'A' && c <= 'Z')
-            v = c - 'A';
-        else if (c >= 'a' && c <= 'z')
-            v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9')
-            v = c - '0' + 52;
-        else if (c == '+' || c == '-')
-            v = 62;
-        else if (c == '/' || c == '_')
-            v = 63;
-        else if (c == '=' && len - i <= 2)
-            break;
-        else
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n + 1 >= size)
-                return -1;
-            out[n++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    out[n] = '\0';
-    return (int)n;
-}
-
 /* Refuses the upgrade with `status` and a one-line reason. */
 static int refuse(struct lws *wsi, reject_kind_t kind, unsigned status, const char *reason,
                   const char *detail) {
@@ -160,7 +126,7 @@ static int find_token(struct lws *wsi, char *out, size_t size) {
         size_t len = strcspn(e, ", ");
         if (len > strlen(GATE_BEARER_PREFIX) &&
             strncmp(e, GATE_BEARER_PREFIX, strlen(GATE_BEARER_PREFIX)) == 0)
-            return gate_decode_bearer(e + strlen(GATE_BEARER_PREFIX),
+            return auth_decode_bearer(e + strlen(GATE_BEARER_PREFIX),
                                       len - strlen(GATE_BEARER_PREFIX), out, size);
         e += len;
         e += strspn(e, ", ");

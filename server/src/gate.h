@@ -30,12 +30,7 @@ auth_identity_t *gate_take(struct lws *wsi);
  * request's Sec-WebSocket-Protocol header (copied). */
 void gate_fd_opened(int fd, const char *bearer, size_t len);
 
-/* Decodes the token of a Phoenix "base64url.bearer.phx.<base64>" protocol
- * entry (either base64 alphabet, padding optional) into out. Returns its
- * length, or -1. */
-int gate_decode_bearer(const char *b64, size_t len, char *out, size_t size);
-
-/* The prefix of that entry. */
+/* The prefix of phoenix.js' authToken protocol entry. */
 #define GATE_BEARER_PREFIX "base64url.bearer.phx."
 
 #endif

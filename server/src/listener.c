@@ -174,7 +174,7 @@ static int sniff_try(int fd, int final) {
     memcpy(out + o, head + ve, hl - ve);
     o += hl - ve;
     char token[AUTH_TOKEN_MAX + 1];
-    int tl = bearer ? gate_decode_bearer(bearer, blen, token, sizeof token) : -1;
+    int tl = bearer ? auth_decode_bearer(bearer, blen, token, sizeof token) : -1;
     if (tl <= 0 || o > SNIFF_READBUF_MAX) {
         /* Undecodable, or a head lws cannot take from us: lws refuses it. */
         adopt(fd, NULL, 0);

@@ -214,12 +214,12 @@ static void test_user_counts(void) {
 
 static void test_bearer(void) {
     char out[64];
-    CHECK("standard base64, no padding", gate_decode_bearer("YS5iLmM_", 8, out, sizeof out) == 6 &&
+    CHECK("standard base64, no padding", auth_decode_bearer("YS5iLmM_", 8, out, sizeof out) == 6 &&
                                              memcmp(out, "a.b.c?", 6) == 0);
-    CHECK("url alphabet too", gate_decode_bearer("YS5iLmM/", 8, out, sizeof out) == 6);
-    CHECK("padding", gate_decode_bearer("YWI=", 4, out, sizeof out) == 2 && strcmp(out, "ab") == 0);
-    CHECK("bad character", gate_decode_bearer("YW*I", 4, out, sizeof out) == -1);
-    CHECK("too long for the buffer", gate_decode_bearer("YWJjZGVm", 8, out, 4) == -1);
+    CHECK("url alphabet too", auth_decode_bearer("YS5iLmM/", 8, out, sizeof out) == 6);
+    CHECK("padding", auth_decode_bearer("YWI=", 4, out, sizeof out) == 2 && strcmp(out, "ab") == 0);
+    CHECK("bad character", auth_decode_bearer("YW*I", 4, out, sizeof out) == -1);
+    CHECK("too long for the buffer", auth_decode_bearer("YWJjZGVm", 8, out, 4) == -1);
 }
 
 int main(void) {
