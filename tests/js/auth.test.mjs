@@ -5,7 +5,8 @@
 // sub as the presence key; join and publish patterns; tenants that never see
 // each other (also across two nodes through Redis); the 4003 close when a
 // token expires; --max-connections, --max-conns-per-user, --allowed-origins
-// and --namespaces. Every server and Redis is killed by PID in after().
+// and --namespaces. Every server is ended (server.end()) and every Redis
+// killed by PID when its test ends, and again in after().
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -19,6 +20,7 @@ import { Socket } from "phoenix";
 import { now, signJwt } from "./lib/jwt.mjs";
 import { startRedis, stopAllRedis } from "./lib/redis.mjs";
 import {
+  assertNoSanitizerReport,
   errKey,
   PARLEY_BIN,
   RawClient,
@@ -95,7 +97,7 @@ async function client(t, server, token, format = "v2") {
 describe("connecting with a token", () => {
   test("--auth required: 403 before the upgrade without a valid token, counted by reason", async (t) => {
     const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const good = signJwt({ sub: "alice", exp: now(600) }, KEY);
     const cases = [
       ["no token", wsUrl(server), "token_missing", /token required/],
@@ -126,7 +128,7 @@ describe("connecting with a token", () => {
 
   test("phoenix.js authToken (the Sec-WebSocket-Protocol entry) authenticates like the token parameter", async (t) => {
     const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     // A long token: far past the 127 bytes lws allows in that header.
     const token = signJwt({ sub: "alice", meta: { role: "admin", bio: "b".repeat(500) } }, KEY);
     const socket = await phoenixConnect(t, server, { authToken: token });
@@ -148,7 +150,7 @@ describe("connecting with a token", () => {
 
   test("--auth anonymous: no token is fine, a bad one is still refused, a good one names the user", async (t) => {
     const server = await startServer([], { env: { PARLEY_AUTH_KEYS: KEY } });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const anon = await RawClient.connect(wsUrl(server, "v2", "user=guest"));
     t.after(() => anon.terminate());
     assert.equal((await anon.join("room:1", { user: "guest" })).reply.payload.status, "ok");
@@ -168,7 +170,7 @@ describe("connecting with a token", () => {
     const server = await startServer(["--auth", "required"], {
       env: { PARLEY_AUTH_KEYS: `old:${KEY},new:${KEY2}` },
     });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     for (const [kid, key] of [["old", KEY], ["new", KEY2], [undefined, KEY2]]) {
       const c = await client(t, server, signJwt({ sub: "alice" }, key, { kid }));
       assert.equal((await c.heartbeat()).payload.status, "ok", `kid ${kid}`);
@@ -179,7 +181,7 @@ describe("connecting with a token", () => {
 
   test("a connection whose token expires is closed with 4003 and counted", async (t) => {
     const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const c = await client(t, server, signJwt({ sub: "alice", exp: now(2) }, KEY));
     const long = await client(t, server, signJwt({ sub: "bob", exp: now(600) }, KEY));
     assert.equal((await c.join("room:1")).reply.payload.status, "ok");
@@ -193,7 +195,7 @@ describe("connecting with a token", () => {
 describe("topic permissions", () => {
   test("join and publish patterns, with {sub}; a refused push reaches nobody", async (t) => {
     const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const alice = await client(
       t,
       server,
@@ -222,7 +224,7 @@ describe("topic permissions", () => {
 
   test("a sub with '*' is matched literally in {sub} patterns", async (t) => {
     const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const c = await client(t, server, signJwt({ sub: "a*", join: ["user:{sub}"] }, KEY));
     assert.equal((await c.join("user:a*")).reply.payload.status, "ok");
     assert.equal((await c.join("user:abc")).reply.payload.status, "error");
@@ -232,7 +234,7 @@ describe("topic permissions", () => {
 describe("tenants", () => {
   test("the same topic name in two tenants: messages and presence never cross", async (t) => {
     const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const a1 = await client(t, server, signJwt({ sub: "ann", tenant: "acme" }, KEY));
     const a2 = await client(t, server, signJwt({ sub: "art", tenant: "acme" }, KEY), "msgpack");
     const b1 = await client(t, server, signJwt({ sub: "bea", tenant: "globex" }, KEY));
@@ -266,8 +268,8 @@ describe("tenants", () => {
     const opts = { env: { PARLEY_AUTH_KEYS: KEY } };
     const n1 = await startServer(["--auth", "required", "--redis", redis.addr], opts);
     const n2 = await startServer(["--auth", "required", "--redis", redis.addr], opts);
-    t.after(() => n1.kill());
-    t.after(() => n2.kill());
+    t.after(() => n1.end());
+    t.after(() => n2.end());
     const a1 = await client(t, n1, signJwt({ sub: "ann", tenant: "acme" }, KEY));
     const a2 = await client(t, n2, signJwt({ sub: "art", tenant: "acme" }, KEY));
     const b2 = await client(t, n2, signJwt({ sub: "bea", tenant: "globex" }, KEY));
@@ -309,7 +311,7 @@ describe("connection limits and origins", () => {
     const server = await startServer(["--auth", "required", "--max-conns-per-user", "2"], {
       env: { PARLEY_AUTH_KEYS: KEY },
     });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const tok = signJwt({ sub: "alice" }, KEY);
     const c1 = await client(t, server, tok);
     await client(t, server, tok);
@@ -327,7 +329,7 @@ describe("connection limits and origins", () => {
 
   test("--max-connections: 503 when the node is full", async (t) => {
     const server = await startServer(["--max-connections", "2"]);
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const a = await RawClient.connect(wsUrl(server));
     const b = await RawClient.connect(wsUrl(server));
     t.after(() => a.terminate());
@@ -340,7 +342,7 @@ describe("connection limits and origins", () => {
 
   test("--allowed-origins: browsers from other sites get 403; non-browsers send no Origin", async (t) => {
     const server = await startServer(["--allowed-origins", "https://chat.example, http://localhost:8080"]);
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const origin = (o) => upgradeStatus(wsUrl(server), { headers: { Origin: o } });
     assert.equal(await origin("https://chat.example"), 101);
     assert.equal(await origin("http://localhost:8080"), 101);
@@ -364,7 +366,7 @@ describe("namespaces", () => {
       }),
     );
     const server = await startServer(["--namespaces", `@${file}`], { env: { PARLEY_AUTH_KEYS: KEY } });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const editor = await client(t, server, signJwt({ sub: "ed", publish: ["news:*"] }, KEY));
     const reader = await client(t, server, signJwt({ sub: "rea" }, KEY));
     const anon = await RawClient.connect(wsUrl(server));
@@ -413,6 +415,7 @@ describe("startup checks", () => {
       const r = run(args, env);
       assert.equal(r.status, 2, `${args.join(" ")} exits 2`);
       assert.match(r.stderr, message);
+      assertNoSanitizerReport(r.stderr, `parley ${args.join(" ")}`);
     }
   });
 });

@@ -438,7 +438,7 @@ describe("closing a socket that has a backlog", () => {
     async (t) => {
       // Limits high enough that the backlog is not a slow-consumer case.
       const srv = await startServer(["--out-queue-msgs", "1000000", "--out-queue-bytes", "268435456"]);
-      t.after(() => srv.kill());
+      t.after(() => srv.end());
       const T = "room:backlog";
       const flooder = await connectRaw(srv, "v2");
       t.after(() => flooder.terminate());

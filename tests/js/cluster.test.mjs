@@ -7,8 +7,8 @@
 // traffic, topics sharded over two Redis instances, and --reuseport.
 //
 // Every test starts its own Redis and nodes (nodes on one Redis would see
-// each other). Every wait has a finite timeout; every parley and
-// redis-server process is killed by PID in after() hooks.
+// each other). Every wait has a finite timeout; every parley is ended
+// (server.end()) and every redis-server killed by PID in after() hooks.
 
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
@@ -39,13 +39,13 @@ const chan = (topic) => `parley:t:${topic}`;
 
 /** Starts one parley node on the given Redis instances (each as its own
  * --redis flag, or comma-separated with {comma: true}); node.id is the node
- * id from its listening line. Killed (SIGKILL) when the test ends. */
+ * id from its listening line. Ended (server.end()) when the test ends. */
 async function startNode(t, redises, extra = [], { comma = false } = {}) {
   const flags = comma
     ? ["--redis", redises.map((r) => r.addr).join(",")]
     : redises.flatMap((r) => ["--redis", r.addr]);
   const node = await startServer([...flags, ...extra]);
-  t.after(() => node.kill());
+  t.after(() => node.end());
   const m = /event=listening\b.*?\bnode=(\S+)/.exec(node.stderr());
   assert.ok(m, `listening line names the node: ${node.stderr()}`);
   node.id = m[1];

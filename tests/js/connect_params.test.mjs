@@ -28,8 +28,9 @@ function firstEvent(server, query, send) {
 }
 
 describe("connect parameters", () => {
-  test("a long parameter before vsn does not hide vsn (V2 stays V2)", async () => {
+  test("a long parameter before vsn does not hide vsn (V2 stays V2)", async (t) => {
     const server = await startServer();
+    t.after(() => server.end());
     // A server without token keys leaves a "token" parameter to the
     // application (with keys it is verified: auth.test.mjs).
     const token = "t".repeat(600);
@@ -37,8 +38,9 @@ describe("connect parameters", () => {
     assert.deepEqual(got.frame, [null, "1", "phoenix", "phx_reply", { status: "ok", response: {} }]);
   });
 
-  test("an over-long vsn or serializer is unsupported (4002), not absent", async () => {
+  test("an over-long vsn or serializer is unsupported (4002), not absent", async (t) => {
     const server = await startServer();
+    t.after(() => server.end());
     for (const query of [`vsn=${"2".repeat(40)}`, `vsn=2.0.0&serializer=${"m".repeat(40)}`]) {
       const got = await firstEvent(server, query, '[null,"1","phoenix","heartbeat",{}]');
       assert.deepEqual(got, { close: 4002, reason: "unsupported vsn or serializer" }, query);
@@ -47,8 +49,9 @@ describe("connect parameters", () => {
 });
 
 describe("close ordering", () => {
-  test("a join followed at once by a malformed message: the join reply arrives before close 4000", async () => {
+  test("a join followed at once by a malformed message: the join reply arrives before close 4000", async (t) => {
     const server = await startServer();
+    t.after(() => server.end());
     // Both frames in one TCP write, so the server reads them in one go.
     const frame = (text) => {
       const payload = Buffer.from(text);

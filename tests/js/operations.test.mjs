@@ -32,7 +32,7 @@ const wsHeader = (n) => (n < 126 ? 2 : n < 65536 ? 4 : 10);
 describe("/healthz", () => {
   test("reports status, version, uptime, connections and topics", async (t) => {
     const server = await startServer();
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const version = execFileSync(PARLEY_BIN, ["--version"], { encoding: "utf8" }).trim();
 
     const raw = await httpGet(server.port, "/healthz");
@@ -82,7 +82,7 @@ describe("/healthz", () => {
 describe("/metrics", () => {
   test("exposes every documented metric with HELP/TYPE, in Prometheus text", async (t) => {
     const server = await startServer();
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const res = await httpGet(server.port, "/metrics");
     assert.equal(res.status, 200);
     assert.match(res.headers["content-type"], /^text\/plain/);
@@ -119,7 +119,7 @@ describe("/metrics", () => {
 
   test("counters move exactly with connections, joins and messages", async (t) => {
     const server = await startServer();
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const m0 = await server.metrics();
     const a = await connectRaw(server, "v2");
     const b = await connectRaw(server, "v2");
@@ -186,7 +186,7 @@ describe("shutdown", () => {
       "--out-queue-msgs", "1000000",
       "--out-queue-bytes", "268435456",
     ]);
-    t.after(() => server.kill());
+    t.after(() => server.end());
 
     const a = await connectRaw(server, "v2");
     await a.join("room:a");
@@ -265,7 +265,7 @@ describe("shutdown", () => {
 
   test("SIGINT: every socket closed with 1001 and a prompt exit 0", async (t) => {
     const server = await startServer();
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const clients = [await connectRaw(server, "v2"), await connectRaw(server, "v1"), await connectRaw(server, "msgpack")];
     t.after(() => clients.forEach((c) => c.terminate()));
     for (const c of clients) await c.join("room:int");
@@ -281,7 +281,7 @@ describe("shutdown", () => {
 describe("idle timeout", () => {
   test("--idle-timeout 1: a silent client is closed with 1000, a heartbeating one stays", async (t) => {
     const server = await startServer(["--idle-timeout", "1"]);
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const silent = await connectRaw(server, "v2");
     const alive = await connectRaw(server, "v2");
     t.after(() => (silent.terminate(), alive.terminate()));
@@ -320,7 +320,7 @@ describe("static files", () => {
 
   test("GET / serves index.html; files and 404s under --static-dir", async (t) => {
     const server = await startServer(["--static-dir", www]);
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const r = await httpGet(server.port, "/");
     assert.equal(r.status, 200);
     assert.equal(r.body, INDEX);
@@ -339,7 +339,7 @@ describe("static files", () => {
 
   test("path traversal does not escape --static-dir", async (t) => {
     const server = await startServer(["--static-dir", www]);
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const attempts = [
       "/../secret.txt",
       "/../../../../../../etc/passwd",
@@ -369,7 +369,7 @@ describe("static files", () => {
 
   test("without --static-dir, / is 404", async (t) => {
     const server = await startServer();
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const r = await httpGet(server.port, "/");
     assert.equal(r.status, 404);
     assert.equal((await httpGet(server.port, "/index.html")).status, 404);
@@ -379,7 +379,7 @@ describe("static files", () => {
 describe("WebSocket upgrade paths", () => {
   test("only /socket/websocket upgrades", async (t) => {
     const server = await startServer();
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const base = `ws://127.0.0.1:${server.port}`;
     for (const p of ["/", "/other/websocket", "/socket", "/socket/websocket/extra", "/socket/websocketX", "/healthz", "/metrics"]) {
       await assert.rejects(RawClient.connect(`${base}${p}?vsn=2.0.0`, { timeoutMs: 3000 }), `${p} must not upgrade`);

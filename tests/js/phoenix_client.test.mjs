@@ -263,7 +263,7 @@ describe("official phoenix client (V2 JSON)", () => {
 
   test("too many channels: the join over --max-channels is refused", async (t) => {
     const small = await startServer(["--max-channels", "3"]);
-    t.after(() => small.kill());
+    t.after(() => small.end());
     const socket = await phoenixSocket(t, small);
     const chans = [];
     for (let i = 0; i < 3; i++) chans.push(await joined(socket, `room:limit:${i}`));
@@ -387,7 +387,7 @@ describe("MessagePack serializer", () => {
 
   test("large messages (150 KB, --max-frame 200000) reach V2, V1 and msgpack subscribers intact", async (t) => {
     const big = await startServer(["--max-frame", "200000"]);
-    t.after(() => big.kill());
+    t.after(() => big.end());
     const topic = "room:big";
     const clients = { v2: await connectRaw(big, "v2"), v1: await connectRaw(big, "v1"), mp: await connectRaw(big, "msgpack") };
     t.after(() => Object.values(clients).forEach((c) => c.terminate()));

@@ -5,8 +5,8 @@
 // checks (invalid user, meta too large, not tracked), --presence-topics,
 // --presence-batch-ms and the presence metrics.
 //
-// Every wait has a finite timeout; every server is killed by PID in the
-// after() hook.
+// Every wait has a finite timeout; every server is ended (server.end()) by
+// its test or in the after() hook.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -491,7 +491,7 @@ describe("batching (--presence-batch-ms 200)", () => {
     assert.equal(p.log.syncs.length - syncMark, counted[0]);
     // Each storm client converged too (its presence_state plus the diffs).
     for (const c of storm) assert.deepEqual(Object.keys(rawView(c, topic)).sort(), all);
-    await srv.kill();
+    await srv.end();
   });
 });
 
@@ -631,7 +631,7 @@ describe("tracking rules and errors", () => {
     }
     const m = await srv.metrics();
     assert.equal(m.get("parley_presence_entries"), 6, "obs and zed in room:x, room: and lobby");
-    await srv.kill();
+    await srv.end();
   });
 
   test('--presence-topics "" disables presence', async (t) => {
@@ -653,7 +653,7 @@ describe("tracking rules and errors", () => {
     const m = await srv.metrics();
     assert.equal(m.get("parley_presence_entries"), 0);
     assert.equal(m.get("parley_presence_diffs_total"), 0);
-    await srv.kill();
+    await srv.end();
   });
 });
 
@@ -713,6 +713,6 @@ describe("presence metrics", () => {
     assert.ok((await metric("parley_presence_diffs_total")) > 1);
     assert.deepEqual(Object.keys(rawView(obs, "room:m1")), ["m1"]);
     assert.deepEqual(rawView(obs, "room:m2"), {});
-    await srv.kill();
+    await srv.end();
   });
 });

@@ -55,7 +55,7 @@ describe("slow consumer", () => {
     // Big and small frames mixed exercise the writer's gathering of frames
     // into one write and its handling of frames that span writes.
     const server = await startServer(["--max-frame", "300000", "--out-queue-msgs", "100000", "--out-queue-bytes", "67108864"]);
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const readers = [await connectRaw(server, "v2"), await connectRaw(server, "msgpack"), await connectRaw(server, "v1")];
     const sender = await connectRaw(server, "v2");
     t.after(() => [...readers, sender].forEach((c) => c.terminate()));

@@ -71,7 +71,7 @@ async function roomyServer(t) {
     ["--max-frame", "1048576", "--out-queue-msgs", "100000", "--out-queue-bytes", "268435456"],
     { tls: cert },
   );
-  t.after(() => server.kill());
+  t.after(() => server.end());
   return server;
 }
 
@@ -100,7 +100,7 @@ async function stopCleanly(server) {
 describe("TLS", () => {
   test("the official phoenix client joins, pushes and receives a broadcast over wss://", async (t) => {
     const server = await startServer([], { tls: cert });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     assert.equal(server.tls, true);
     assert.match(server.url, /^wss:\/\//);
     assert.match(server.stderr(), /event=listening .*\btls=on tls_min=TLSv1\.2 cert_expires=\d{4}-\d\d-\d\d\b/);
@@ -132,7 +132,7 @@ describe("TLS", () => {
     mkdirSync(www, { recursive: true });
     writeFileSync(path.join(www, "index.html"), "<h1>tls</h1>\n");
     const server = await startServer(["--static-dir", www], { tls: cert });
-    t.after(() => server.kill());
+    t.after(() => server.end());
 
     const health = await server.healthz();
     assert.equal(health.http, 200);
@@ -150,7 +150,7 @@ describe("TLS", () => {
 
   test("TLS 1.2 and 1.3 are accepted with forward-secret AEAD ciphers; TLS 1.0 and 1.1 are refused", async (t) => {
     const server = await startServer([], { tls: cert });
-    t.after(() => server.kill());
+    t.after(() => server.end());
 
     // The client offers the old version for real (its own OpenSSL allows it
     // only at security level 0); the alert it gets is the server's refusal.
@@ -181,7 +181,7 @@ describe("TLS", () => {
 
   test("a plaintext ws:// client gets no session; the server keeps serving the others", async (t) => {
     const server = await startServer([], { tls: cert });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     const good = await connectRaw(server, "v2");
     t.after(() => good.terminate());
     const { joinRef } = await good.join("room:mixed");
@@ -282,7 +282,7 @@ describe("TLS", () => {
   test("--auth required: a token passed as the connect parameter opens a wss:// socket", async (t) => {
     const KEY = "secret-key-of-at-least-32-bytes!";
     const server = await startServer(["--auth", "required"], { tls: cert, env: { PARLEY_AUTH_KEYS: KEY } });
-    t.after(() => server.kill());
+    t.after(() => server.end());
     await assert.rejects(connectRaw(server, "v2"), /unexpected response 403/);
     const token = encodeURIComponent(signJwt({ sub: "alice" }, KEY));
     const socket = await phoenixSocket(t, server, { params: { token } });

@@ -179,6 +179,7 @@ const botArgs = (server, room, name, user) => [
 
 test("echo bot: answers each message from a person once, never itself nor another bot", async (t) => {
   const server = await startServer();
+  t.after(() => server.end());
   const bot = startBot(t, "echo-bot.mjs", botArgs(server, "echo", "Echo bot", "echo-bot"));
   await bot.waitOutput(/joined room:echo/);
   const ada = await joinAs(t, server, "room:echo", "ada", "Ada");
@@ -208,10 +209,12 @@ test("echo bot: answers each message from a person once, never itself nor anothe
 
 test("echo bot: comes back by itself after the server restarts, and answers once", async (t) => {
   const first = await startServer();
+  t.after(() => first.end());
   const bot = startBot(t, "echo-bot.mjs", botArgs(first, "restart", "Echo bot", "echo-bot"));
   await bot.waitOutput(/joined room:restart/);
   await first.stop("SIGTERM"); // closes every socket with 1001
   const server = await startServer(["--listen", `127.0.0.1:${first.port}`]);
+  t.after(() => server.end());
   await bot.waitOutput(/joined room:restart/, 2, 15000);
 
   const ada = await joinAs(t, server, "room:restart", "ada", "Ada");
@@ -227,6 +230,7 @@ test("echo bot: comes back by itself after the server restarts, and answers once
 
 test("greeter: one hello and one goodbye per person, whatever their tabs; not the people already there", async (t) => {
   const server = await startServer();
+  t.after(() => server.end());
   const bob = await joinAs(t, server, "room:greet", "bob", "Bob"); // there before the greeter
   await sleep(SETTLE_MS);
   const bot = startBot(t, "greeter-bot.mjs", botArgs(server, "greet", "Greeter", "greeter"));
@@ -265,6 +269,7 @@ test("greeter: one hello and one goodbye per person, whatever their tabs; not th
 
 test("greeter: after a reconnect, the room as it is now is not announced", async (t) => {
   const first = await startServer();
+  t.after(() => first.end());
   const bot = startBot(t, "greeter-bot.mjs", botArgs(first, "again", "Greeter", "greeter"));
   await bot.waitOutput(/joined room:again/);
   const zed = await joinAs(t, first, "room:again", "zed", "Zed"); // gone with the first server
@@ -278,6 +283,7 @@ test("greeter: after a reconnect, the room as it is now is not announced", async
   t.after(() => bot.signal("SIGCONT"));
   await first.kill();
   const server = await startServer(["--listen", `127.0.0.1:${first.port}`]);
+  t.after(() => server.end());
   const bob = await joinAs(t, server, "room:again", "bob", "Bob");
   await joinAs(t, server, "room:again", "cy", "Cy");
   await sleep(SETTLE_MS);
@@ -294,6 +300,7 @@ test("greeter: after a reconnect, the room as it is now is not announced", async
 
 test("every library bot exits 0 on SIGTERM while it cannot reach the server", async (t) => {
   const gone = await startServer();
+  t.after(() => gone.end());
   await gone.stop("SIGTERM"); // a port where nothing listens any more
   const started = ["echo-bot.mjs", "greeter-bot.mjs", "msgpack-bot.mjs"].map((file) =>
     startBot(t, file, botArgs(gone, "nowhere", "Bot", "bot")),
@@ -309,6 +316,7 @@ test("every library bot exits 0 on SIGTERM while it cannot reach the server", as
 
 test("msgpack bot: answers !ping and !who over MessagePack, to JSON clients", async (t) => {
   const server = await startServer();
+  t.after(() => server.end());
   const bot = startBot(t, "msgpack-bot.mjs", botArgs(server, "mp", "Ping bot", "ping-bot"));
   await bot.waitOutput(/joined room:mp/);
   const ada = await joinAs(t, server, "room:mp", "ada", "Ada");
@@ -332,6 +340,7 @@ test("raw bot: echoes once with nothing but a WebSocket; docs/bots.md shows it v
   assert.ok(docs.includes("```js\n" + source + "\n```"), "docs/bots.md must quote examples/raw-bot.mjs exactly");
 
   const server = await startServer();
+  t.after(() => server.end());
   startBot(t, "raw-bot.mjs", [server.socketBase, "room:raw", "raw-bot"]);
   const ada = await joinAs(t, server, "room:raw", "ada", "Ada");
   await ada.sees("raw-bot");

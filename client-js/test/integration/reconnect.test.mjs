@@ -63,7 +63,7 @@ test("after the server is killed and restarted on the same port, clients reconne
   const atBob = nextEvent(bobChannel, "new_msg");
   await ok(adaChannel.push("new_msg", { body: "back" }));
   assert.deepEqual(await atBob, { body: "back" });
-  await srv.kill();
+  await srv.end();
 });
 
 test("a frozen server: the missing heartbeat reply drops the connection, and it recovers once thawed", async (t) => {
@@ -88,5 +88,5 @@ test("a frozen server: the missing heartbeat reply drops the connection, and it 
   }
   await waitFor(() => joins >= 1 && socket.isConnected(), 5000, "reconnected and rejoined");
   await ok(channel.push("new_msg", { thawed: true }));
-  await srv.kill();
+  await srv.end();
 });

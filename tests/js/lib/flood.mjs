@@ -24,7 +24,7 @@ const RSS_LIMIT_KB = 64 * 1024;
  */
 export async function floodScenario(t, args, { extra = 300, maxMessages = 25000, tls = null } = {}) {
   const server = await startServer(args, { tls });
-  t.after(() => server.kill());
+  t.after(() => server.end());
 
   const slow = await connectRaw(server, "v2");
   const fast = await connectRaw(server, "v2");

@@ -3,9 +3,18 @@
 // read its /metrics and /healthz, and drive it with raw WebSocket clients
 // (the `ws` package) that record every frame.
 //
-// Every server started here is remembered by PID; a test file calls
-// `after(stopAllServers)` (and the process exit hook below is a last resort),
-// so that no parley process outlives the test file that started it.
+// Every server started here is remembered; a test ends the servers it
+// started with `end()` (or a test file calls `after(stopAllServers)`), and the
+// process exit hook below is a last resort, so that no parley process
+// outlives the test file that started it.
+//
+// Under the sanitizers (PARLEY_SANITIZED=1, set by ctest for a build with
+// PARLEY_ASAN or PARLEY_UBSAN), ending a server as cleanup is a SIGTERM, so
+// that it exits through its orderly stop and LeakSanitizer checks its heap
+// at exit; a server that does not then exit 0 fails the test, and so does
+// one whose stderr holds a sanitizer report, however it ended (a crash
+// simulated with kill() included). Without the sanitizers cleanup stays a
+// SIGKILL, as fast as ever.
 
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -25,7 +34,29 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const PARLEY_BIN =
   process.env.PARLEY_BIN || path.resolve(here, "..", "..", "..", "build", "server", "parley");
 
-const live = new Map(); // pid -> ChildProcess
+/** True when the binaries under test are built with AddressSanitizer and
+ * UndefinedBehaviorSanitizer. */
+export const SANITIZED = Boolean(process.env.PARLEY_SANITIZED);
+
+const REPORT_START = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: /;
+
+/** The sanitizer report in a process' output `text` (from the line where it
+ * starts, at most 20 lines of it), or null if there is none. */
+export function sanitizerReport(text) {
+  const m = REPORT_START.exec(text);
+  if (!m) return null;
+  const start = text.lastIndexOf("\n", m.index) + 1;
+  return text.slice(start).split("\n").slice(0, 20).join("\n");
+}
+
+/** Throws if `text`, the output of the process `what`, holds a sanitizer
+ * report. */
+export function assertNoSanitizerReport(text, what) {
+  const report = sanitizerReport(text);
+  if (report) throw new Error(`${what} printed a sanitizer report:\n${report}`);
+}
+
+const unchecked = new Set(); // servers whose end has not been checked yet
 
 function killPid(pid) {
   try {
@@ -36,21 +67,22 @@ function killPid(pid) {
 }
 
 process.on("exit", () => {
-  for (const pid of live.keys()) killPid(pid);
-});
-
-/** Kills (SIGKILL, by PID) every server this process started that is still
- * running, and waits for them to be reaped. For after() hooks. */
-export async function stopAllServers() {
-  const waits = [];
-  for (const [pid, proc] of live) {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      waits.push(new Promise((resolve) => proc.once("exit", resolve)));
-      killPid(pid);
+  for (const server of unchecked) {
+    if (server.running()) killPid(server.pid);
+    else if (sanitizerReport(server.stderr())) {
+      console.error(`parley (pid ${server.pid}) printed a sanitizer report:\n${sanitizerReport(server.stderr())}`);
+      process.exitCode = 1;
     }
   }
-  await Promise.all(waits);
-  live.clear();
+});
+
+/** Ends (server.end()) every server this process started and has not ended
+ * yet, those that already exited included; throws if any of them fails its
+ * check. For after() hooks. */
+export async function stopAllServers() {
+  const results = await Promise.allSettled([...unchecked].map((server) => server.end()));
+  const failed = results.filter((r) => r.status === "rejected").map((r) => r.reason.message);
+  if (failed.length) throw new Error(failed.join("\n\n"));
 }
 
 /** Resolves after ms milliseconds. */
@@ -183,7 +215,11 @@ export function trustingWebSocket(ca) {
  *   rssKb()       VmRSS from /proc/PID/status, in kB,
  *   stop(signal)  sends SIGTERM (or signal) and resolves {code, signal},
  *   exited        a promise of {code, signal},
- *   kill()        SIGKILL by PID.
+ *   kill()        SIGKILL by PID: a crash, for tests of what follows one,
+ *   end()         cleanup: ends the server if it still runs (see the top of
+ *                 this file) and throws if it printed a sanitizer report or,
+ *                 ended by a SIGTERM here, did not exit 0. Once it resolves,
+ *                 all of the server's stderr has been read.
  */
 export async function startServer(args = [], { timeoutMs = 10000, env = {}, tls = null } = {}) {
   const fullArgs = args.includes("--listen") ? [...args] : ["--listen", "127.0.0.1:0", ...args];
@@ -197,13 +233,9 @@ export async function startServer(args = [], { timeoutMs = 10000, env = {}, tls 
   proc.on("error", (e) => {
     spawnError = e;
   });
-  if (proc.pid) live.set(proc.pid, proc);
-  const exited = new Promise((resolve) => {
-    proc.once("exit", (code, signal) => {
-      live.delete(proc.pid);
-      resolve({ code, signal });
-    });
-  });
+  const exited = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+  // "close" comes after "exit", once the stderr pipe is drained.
+  const closed = new Promise((resolve) => proc.once("close", resolve));
   proc.stderr.setEncoding("utf8");
   const listening = await withTimeout(
     new Promise((resolve, reject) => {
@@ -269,7 +301,31 @@ export async function startServer(args = [], { timeoutMs = 10000, env = {}, tls 
       if (server.running()) killPid(proc.pid);
       return exited;
     },
+    async end({ timeoutMs: t = 30000 } = {}) {
+      unchecked.delete(server);
+      let ended = null;
+      if (server.running() && SANITIZED) {
+        // SIGCONT: a stopped server takes the SIGTERM once it runs again.
+        proc.kill("SIGTERM");
+        proc.kill("SIGCONT");
+        ended = await withTimeout(exited, t, `parley (pid ${proc.pid}) to exit after SIGTERM`).catch((e) => {
+          killPid(proc.pid);
+          throw new Error(`${e.message}; stderr:\n${stderr.slice(-4000)}`);
+        });
+      } else if (server.running()) {
+        killPid(proc.pid);
+      }
+      await closed;
+      assertNoSanitizerReport(stderr, `parley (pid ${proc.pid})`);
+      if (ended && (ended.code !== 0 || ended.signal !== null)) {
+        throw new Error(
+          `parley (pid ${proc.pid}) ended by SIGTERM exited with code=${ended.code} signal=${ended.signal}; ` +
+            `stderr:\n${stderr.slice(-4000)}`,
+        );
+      }
+    },
   };
+  unchecked.add(server);
   return server;
 }
 
