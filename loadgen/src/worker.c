@@ -22,6 +22,9 @@
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 
 enum cphase { C_NEW, C_CONNECTING, C_OPEN, C_JOINING, C_JOINED, C_GONE };
 
@@ -720,5 +723,10 @@ void worker_main(int w, int wake_fd) {
     S->cpu_ns = self_cpu_ns();
     __atomic_store_n(&S->final, 1, __ATOMIC_RELEASE);
     fflush(stderr);
+#ifdef __SANITIZE_ADDRESS__
+    /* _exit() skips LeakSanitizer's check at exit; a leak ends the worker
+     * with a report on stderr. */
+    __lsan_do_leak_check();
+#endif
     _exit(0); /* not exit(): the parent's stdio buffers were copied by fork() */
 }

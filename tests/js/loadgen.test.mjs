@@ -7,7 +7,10 @@
 // compare against, serving the same scenarios.
 //
 // Every process started here (parley, redis-server, parley-loadgen,
-// parley-floor) is killed by PID when the test ends.
+// parley-floor) is ended by PID when the test ends. Under the sanitizers
+// (lib/server.mjs), parley-loadgen and parley-floor are checked like parley:
+// no sanitizer report in their output, and parley-floor, stopped with
+// SIGTERM, exits 0 (LeakSanitizer's check included).
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -17,7 +20,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, test } from "node:test";
 
-import { sleep, startServer, stopAllServers, waitFor, withTimeout } from "./lib/server.mjs";
+import {
+  assertNoSanitizerReport,
+  SANITIZED,
+  sleep,
+  startServer,
+  stopAllServers,
+  waitFor,
+  withTimeout,
+} from "./lib/server.mjs";
 import { startRedis, stopAllRedis } from "./lib/redis.mjs";
 
 after(stopAllServers);
@@ -28,7 +39,7 @@ const BUILD = path.resolve(here, "..", "..", "build");
 const LOADGEN = process.env.PARLEY_LOADGEN || path.join(BUILD, "loadgen", "parley-loadgen");
 const FLOOR = process.env.PARLEY_FLOOR || path.join(BUILD, "loadgen", "floor", "parley-floor");
 // Sanitized builds are several times slower; sizes stay the same, limits grow.
-const SLOW = process.env.PARLEY_SANITIZED ? 4 : 1;
+const SLOW = SANITIZED ? 4 : 1;
 
 const scratch = mkdtempSync(path.join(tmpdir(), "parley-loadgen-test-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -60,15 +71,17 @@ async function loadgen(scenario, args, { timeoutMs = 60000 * SLOW, during } = {}
   let stderr = "";
   proc.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
   proc.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
-  const exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
+  // "close": exited, and its output (its workers' included) all read.
+  const closed = new Promise((resolve) => proc.once("close", (code) => resolve(code)));
   if (during) await during(proc);
-  const code = await withTimeout(exited, timeoutMs, `parley-loadgen ${scenario} ${args.join(" ")}`).catch(
+  const code = await withTimeout(closed, timeoutMs, `parley-loadgen ${scenario} ${args.join(" ")}`).catch(
     (e) => {
       proc.kill("SIGKILL");
       throw e;
     },
   );
   children.delete(proc.pid);
+  assertNoSanitizerReport(stderr, `parley-loadgen ${scenario}`);
   let parsed = null;
   try {
     parsed = JSON.parse(readFileSync(report, "utf8"));
@@ -79,15 +92,25 @@ async function loadgen(scenario, args, { timeoutMs = 60000 * SLOW, during } = {}
   return { code, stdout, stderr, report: parsed, csv: rows };
 }
 
-/** Starts parley-floor on an ephemeral port; resolves {url, pid, kill}. */
+/** Starts parley-floor on an ephemeral port; resolves {url, pid}. It is
+ * stopped when test t ends: with SIGTERM under the sanitizers, and then it
+ * must exit 0 and print no sanitizer report; else with SIGKILL. */
 async function startFloor(t, mode) {
   const proc = spawn(FLOOR, ["--port", "0", "--mode", mode], { stdio: ["ignore", "pipe", "pipe"] });
   children.set(proc.pid, proc);
-  t.after(() => {
-    proc.kill("SIGKILL");
-    children.delete(proc.pid);
-  });
   let out = "";
+  let err = "";
+  proc.stderr.setEncoding("utf8").on("data", (d) => (err += d));
+  const closed = new Promise((resolve) => proc.once("close", (code, signal) => resolve({ code, signal })));
+  t.after(async () => {
+    proc.kill(SANITIZED ? "SIGTERM" : "SIGKILL");
+    const end = await withTimeout(closed, 30000, "parley-floor to exit").finally(() => {
+      proc.kill("SIGKILL");
+      children.delete(proc.pid);
+    });
+    assertNoSanitizerReport(err, "parley-floor");
+    if (SANITIZED) assert.deepEqual(end, { code: 0, signal: null }, `parley-floor's exit after SIGTERM: ${err}`);
+  });
   const port = await withTimeout(
     new Promise((resolve, reject) => {
       proc.stdout.setEncoding("utf8").on("data", (d) => {
@@ -123,6 +146,7 @@ function assertConsistent(r) {
 describe("parley-loadgen against parley", () => {
   test("fanout: every subscriber reads every message once, in order; the report adds up", async (t) => {
     const srv = await startServer();
+    t.after(() => srv.end());
     const subs = 60;
     const msgs = 25;
     const { code, report: r, csv, stdout } = await loadgen("fanout", [
@@ -153,8 +177,9 @@ describe("parley-loadgen against parley", () => {
     assert.match(stdout, /result: ok/);
   });
 
-  test("fanout burst over MessagePack with two publishers and two workers", async () => {
+  test("fanout burst over MessagePack with two publishers and two workers", async (t) => {
     const srv = await startServer(["--out-queue-msgs", "10000"]);
+    t.after(() => srv.end());
     const { code, report: r } = await loadgen("fanout", [
       "--url", srv.url, "--serializer", "msgpack", "--conns", "40", "--publishers", "2",
       "--burst", "--messages", "100", "--workers", "2", "--server-pid", String(srv.pid),
@@ -168,8 +193,9 @@ describe("parley-loadgen against parley", () => {
     assertConsistent(r);
   });
 
-  test("rooms: users in rooms, open loop; each room hears only its own", async () => {
+  test("rooms: users in rooms, open loop; each room hears only its own", async (t) => {
     const srv = await startServer();
+    t.after(() => srv.end());
     const users = 60;
     const rooms = 6;
     const { code, report: r } = await loadgen("rooms", [
@@ -189,8 +215,9 @@ describe("parley-loadgen against parley", () => {
     assertConsistent(r);
   });
 
-  test("presence: every client's view ends up holding every user", async () => {
+  test("presence: every client's view ends up holding every user", async (t) => {
     const srv = await startServer();
+    t.after(() => srv.end());
     const users = 50;
     const { code, report: r } = await loadgen("presence", [
       "--url", srv.url, "--conns", String(users), "--rate", "250", "--serializer", "msgpack",
@@ -205,8 +232,9 @@ describe("parley-loadgen against parley", () => {
     assert.equal(r.cpu.unit, "join");
   });
 
-  test("connect: connections held from several source addresses; memory per connection", async () => {
+  test("connect: connections held from several source addresses; memory per connection", async (t) => {
     const srv = await startServer();
+    t.after(() => srv.end());
     const conns = 300;
     const sources = new Set();
     const { code, report: r } = await loadgen(
@@ -237,10 +265,12 @@ describe("parley-loadgen against parley", () => {
     assert.equal(r.cpu.unit, "connection");
   });
 
-  test("crossnode: published on one node, read on both through Redis", async () => {
+  test("crossnode: published on one node, read on both through Redis", async (t) => {
     const redis = await startRedis();
     const a = await startServer(["--redis", redis.addr]);
+    t.after(() => a.end());
     const b = await startServer(["--redis", redis.addr]);
+    t.after(() => b.end());
     await waitFor(async () => (await a.healthz()).peers === 1 && (await b.healthz()).peers === 1, 10000,
       "the two nodes see each other");
     const { code, report: r } = await loadgen("crossnode", [
@@ -260,8 +290,9 @@ describe("parley-loadgen against parley", () => {
     assertConsistent(r);
   });
 
-  test("a server that dies under load: closed connections and lost messages are reported", async () => {
+  test("a server that dies under load: closed connections and lost messages are reported", async (t) => {
     const srv = await startServer();
+    t.after(() => srv.end());
     const { code, report: r } = await loadgen(
       "fanout",
       // The server dies at 1.5 s of a 4 s run (both scaled under sanitizers).
@@ -282,8 +313,9 @@ describe("parley-loadgen against parley", () => {
     assert.ok(r.messages.sent > 0 && r.messages.sent < 100 * SLOW, "sending stopped with the server (killed at 60 * SLOW sent)");
   });
 
-  test("nothing listening: every connection fails with a connect error", async () => {
+  test("nothing listening: every connection fails with a connect error", async (t) => {
     const srv = await startServer();
+    t.after(() => srv.end());
     const url = srv.url;
     await srv.stop();
     const { code, report: r } = await loadgen("connect", ["--url", url, "--conns", "10", "--hold", "0"]);
