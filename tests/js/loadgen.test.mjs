@@ -17,7 +17,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, test } from "node:test";
 
-import { sleep, startServer, stopAllServers, waitFor, withTimeout } from "./lib/server.mjs";
+import { NO_RATE_LIMITS, sleep, startServer, stopAllServers, waitFor, withTimeout } from "./lib/server.mjs";
 import { startRedis, stopAllRedis } from "./lib/redis.mjs";
 
 after(stopAllServers);
@@ -122,7 +122,7 @@ function assertConsistent(r) {
 
 describe("parley-loadgen against parley", () => {
   test("fanout: every subscriber reads every message once, in order; the report adds up", async (t) => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     const subs = 60;
     const msgs = 25;
     const { code, report: r, csv, stdout } = await loadgen("fanout", [
@@ -154,7 +154,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("fanout burst over MessagePack with two publishers and two workers", async () => {
-    const srv = await startServer(["--out-queue-msgs", "10000"]);
+    const srv = await startServer([...NO_RATE_LIMITS, "--out-queue-msgs", "10000"]);
     const { code, report: r } = await loadgen("fanout", [
       "--url", srv.url, "--serializer", "msgpack", "--conns", "40", "--publishers", "2",
       "--burst", "--messages", "100", "--workers", "2", "--server-pid", String(srv.pid),
@@ -169,7 +169,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("rooms: users in rooms, open loop; each room hears only its own", async () => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     const users = 60;
     const rooms = 6;
     const { code, report: r } = await loadgen("rooms", [
@@ -190,7 +190,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("presence: every client's view ends up holding every user", async () => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     const users = 50;
     const { code, report: r } = await loadgen("presence", [
       "--url", srv.url, "--conns", String(users), "--rate", "250", "--serializer", "msgpack",
@@ -206,7 +206,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("connect: connections held from several source addresses; memory per connection", async () => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     const conns = 300;
     const sources = new Set();
     const { code, report: r } = await loadgen(
@@ -239,8 +239,8 @@ describe("parley-loadgen against parley", () => {
 
   test("crossnode: published on one node, read on both through Redis", async () => {
     const redis = await startRedis();
-    const a = await startServer(["--redis", redis.addr]);
-    const b = await startServer(["--redis", redis.addr]);
+    const a = await startServer([...NO_RATE_LIMITS, "--redis", redis.addr]);
+    const b = await startServer([...NO_RATE_LIMITS, "--redis", redis.addr]);
     await waitFor(async () => (await a.healthz()).peers === 1 && (await b.healthz()).peers === 1, 10000,
       "the two nodes see each other");
     const { code, report: r } = await loadgen("crossnode", [
@@ -261,7 +261,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("a server that dies under load: closed connections and lost messages are reported", async () => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     const { code, report: r } = await loadgen(
       "fanout",
       // The server dies at 1.5 s of a 4 s run (both scaled under sanitizers).
@@ -283,7 +283,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("nothing listening: every connection fails with a connect error", async () => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     const url = srv.url;
     await srv.stop();
     const { code, report: r } = await loadgen("connect", ["--url", url, "--conns", "10", "--hold", "0"]);
