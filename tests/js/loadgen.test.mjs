@@ -294,6 +294,61 @@ describe("parley-loadgen against parley", () => {
   });
 });
 
+describe("--abuse: one abusive connection beside the scenario", () => {
+  // Rooms at 5 msg/s per user, under parley's default limits: the abuser
+  // works on room 0 (10 members) during the measured window and reconnects
+  // 0.3 s after each close; the ordinary clients lose nothing.
+  const rooms = ["--conns", "60", "--rooms", "6", "--rate", "5", "--duration", "2", "--warmup", "0.4",
+    "--workers", "2", "--abuse-reconnect", "0.3"];
+
+  test("flood: refused as rate_limited, closed with 4004 each time; only what it was allowed reached room 0", async () => {
+    const srv = await startServer();
+    const { code, report: r } = await loadgen("rooms", ["--url", srv.url, ...rooms, "--abuse", "flood"]);
+    assert.equal(code, 0, r.verdict);
+    const a = r.abuser;
+    assert.equal(a.kind, "flood");
+    assert.ok(a.connections >= 2 && a.closed_by_server >= 2, JSON.stringify(a));
+    assert.equal(a.close_codes["4004"], a.closed_by_server, "every close was 4004");
+    assert.equal(a.rate_limited, 11 * a.closed_by_server, "10 tolerated refusals and the one that closes, each time");
+    assert.equal(a.acked, 30 * a.upgraded, "the default burst of 30, each time");
+    assert.equal(a.delivered_to_others, a.acked * 10, "each accepted message reached room 0's 10 members");
+    assert.ok(a.close_after_ms_max < 1000 * SLOW, `closed within a second: ${a.close_after_ms_max} ms`);
+    assert.deepEqual([r.messages.lost, r.messages.duplicated, r.messages.unparseable], [0, 0, 0]);
+    const m = await srv.metrics();
+    assert.equal(m.get("parley_rate_limit_disconnects_total"), a.closed_by_server);
+  });
+
+  test("joinspam: joins refused as rate_limited, closed with 4004", async () => {
+    const srv = await startServer();
+    const { code, report: r } = await loadgen("rooms", ["--url", srv.url, ...rooms, "--abuse", "joinspam"]);
+    assert.equal(code, 0, r.verdict);
+    const a = r.abuser;
+    assert.ok(a.closed_by_server >= 2 && a.close_codes["4004"] === a.closed_by_server, JSON.stringify(a));
+    assert.equal(a.acked, 100 * a.upgraded, "the default join burst of 100, each time");
+    assert.equal(a.rate_limited, 11 * a.closed_by_server);
+    assert.equal(r.messages.lost, 0);
+  });
+
+  test("slowread: joins every room, never reads, and is cut off as a slow consumer", async () => {
+    const srv = await startServer(["--out-queue-msgs", "20"]);
+    // 3 KB messages at 8/s per user: 2 MB/s for the slow reader to take in,
+    // so that the kernel's send buffer (up to 4 MB) fills within the run.
+    const { code, report: r } = await loadgen("rooms", ["--url", srv.url, ...rooms, "--duration", "4",
+      "--rate", "8", "--payload", "3000", "--abuse", "slowread", "--abuse-reconnect", "-1"]);
+    assert.equal(code, 0, r.verdict);
+    const a = r.abuser;
+    assert.equal(a.connections, 1, "no reconnect with --abuse-reconnect -1");
+    assert.equal(a.sent, 6, "it joined the 6 rooms");
+    // The server cuts it off once its queue passes 20 frames; the TCP
+    // connection itself goes 5 s later (the close frame cannot be written),
+    // which may be after the run.
+    await waitFor(async () => (await srv.metrics()).get("parley_slow_consumer_disconnects_total") === 1,
+      10000 * SLOW, "the slow reader is cut off");
+    assert.ok(a.closed_by_server <= 1, JSON.stringify(a));
+    assert.equal(r.messages.lost, 0);
+  });
+});
+
 describe("parley-floor, the baseline server", () => {
   for (const mode of ["send", "coalesce"]) {
     test(`--mode ${mode}: serves the fanout scenario completely`, async (t) => {
