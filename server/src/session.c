@@ -321,8 +321,8 @@ int session_writable(session_t *s) {
         if (s->qcount && s->close_reason && !lws_closing(s)) {
             if (write_queued(s, lws_get_socket_fd(s->wsi)) < 0)
                 return -1;
-            if (s->qcount) {
-                lws_callback_on_writable(s->wsi);
+            if (s->qcount || (lingers(s->close_code) && lws_partial_buffered(s->wsi))) {
+                lws_callback_on_writable(s->wsi); /* our close frame goes after what lws holds */
                 return 0;
             }
         }
