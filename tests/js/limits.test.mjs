@@ -169,6 +169,57 @@ describe("join rate", () => {
   });
 });
 
+/** A phoenix.js-style presence view from a raw client's presence_state and
+ * presence_diff messages on topic: {key: Set of phx_ref}. */
+function presenceView(c, topic) {
+  const view = {};
+  for (const m of c.received((x) => x.topic === topic && (x.event === "presence_state" || x.event === "presence_diff"))) {
+    const joins = m.event === "presence_state" ? m.payload : m.payload.joins;
+    for (const [k, { metas }] of Object.entries(joins)) for (const meta of metas) (view[k] ??= new Set()).add(meta.phx_ref);
+    if (m.event === "presence_diff")
+      for (const [k, { metas }] of Object.entries(m.payload.leaves)) for (const meta of metas) view[k]?.delete(meta.phx_ref);
+  }
+  for (const k of Object.keys(view)) if (!view[k].size) delete view[k];
+  return view;
+}
+
+const metaCount = (maps) => maps.reduce((n, map) => n + Object.values(map).reduce((k, v) => k + v.metas.length, 0), 0);
+
+describe("presence under join spam", () => {
+  test("joins and leaves nobody saw cancel out: the members get one small diff, not one growing with every join", async (t) => {
+    const srv = await server(t, ["--presence-batch-ms", "1000"]);
+    const [w] = await joinedClients(t, srv, 1);
+    const spammer = await connectRaw(srv, "v2");
+    t.after(() => spammer.terminate());
+    for (let i = 0; i < 30; i++) spammer.send(`s${i}`, `s${i}`, TOPIC, "phx_join", { user: "spammer" });
+    await spammer.reply(TOPIC, "s29");
+    const diff = await w.next((m) => m.event === "presence_diff", 5000, "the batch's diff");
+    assert.equal(metaCount([diff.payload.joins, diff.payload.leaves]), 1, JSON.stringify(diff.payload));
+    assert.deepEqual(Object.keys(presenceView(w, TOPIC)), ["spammer"]);
+    await spammer.next((m) => m.event === "presence_diff", 5000, "the spammer's diff");
+    assert.deepEqual(presenceView(w, TOPIC), presenceView(spammer, TOPIC), "the member and the spammer agree");
+  });
+
+  test("a join a presence_state has shown is never cancelled: its leave goes out", async (t) => {
+    const srv = await server(t, ["--presence-batch-ms", "500"]);
+    const [w] = await joinedClients(t, srv, 1); // builds the JSON state before u joins
+    const u = await connectRaw(srv, "v2");
+    t.after(() => u.terminate());
+    const uj = await u.join(TOPIC, { user: "u" });
+    // A MessagePack joiner gets a state built now: it shows u.
+    const y = await connectRaw(srv, "msgpack");
+    t.after(() => y.terminate());
+    await y.join(TOPIC);
+    const state = await y.next((m) => m.event === "presence_state");
+    assert.deepEqual(Object.keys(state.payload), ["u"]);
+    await u.push(TOPIC, "phx_leave", {}, uj.joinRef);
+    await waitFor(() => y.received((m) => m.event === "presence_diff").length > 0, 5000, "the diff");
+    await sleep(100);
+    assert.deepEqual(presenceView(y, TOPIC), {}, "u left the view that showed it");
+    assert.deepEqual(presenceView(w, TOPIC), {}, "and never stayed in the other");
+  });
+});
+
 describe("payload size", () => {
   test("a chat payload over --max-payload gets payload_too_large and reaches nobody; one at the limit passes", async (t) => {
     const srv = await server(t, ["--max-payload", "1000"]);
