@@ -50,7 +50,7 @@ def main():
         print(f"\n#### {sc}\n")
         head = "| abuser | " + " | ".join(
             f"{label}, each run (ms) | median | × none" for _, label in keys
-        ) + " | others' result | machine busy / load before |"
+        ) + " | others' result | load before / other processes' cores during, each run |"
         print(head)
         print("|---" * (head.count("|") - 1) + "|")
         base = {key: statistics.median(p99s(runs[(sc, "none")], key)) for key, _ in keys} if (sc, "none") in runs else {}
@@ -63,7 +63,7 @@ def main():
                 ratio = f"{med / base[key]:.2f}" if base.get(key) else "–"
                 cells.append(f"{' / '.join(fmt(v) for v in vals)} | {fmt(med)} | {ratio}")
             verdicts = sorted({row["r"]["verdict"] for row in rows})
-            machine = ", ".join(f"{row['busy_pct']}% / {row['load1']}" for row in rows)
+            machine = ", ".join(f"{row['load1']} / {row.get('foreign_cores', '?')}" for row in rows)
             print(f"| {k} | " + " | ".join(cells) + f" | {'; '.join(verdicts)} | {machine} |")
         print()
         print("| abuser | connections | closed by the server (codes) | closed after (ms, mean / max) "
