@@ -11,7 +11,7 @@ import { after, describe, test } from "node:test";
 
 import { Presence } from "phoenix";
 
-import { connectRaw, errKey, sleep, startServer, stopAllServers, waitFor, withTimeout } from "./lib/server.mjs";
+import { connectRaw, errKey, makeTestCert, sleep, startServer, stopAllServers, waitFor, withTimeout } from "./lib/server.mjs";
 import { phoenixSocket } from "./lib/phoenix.mjs";
 
 after(stopAllServers);
@@ -98,6 +98,16 @@ describe("message rate", () => {
     assert.equal(m.get("parley_rate_limit_disconnects_total"), 1);
     assert.equal(m.get("parley_connections"), 2);
     assert.match(srv.stderr(), /event=rate_limit_exceeded conn=\d+ kind=rate_limited close=4004/);
+  });
+
+  test("over TLS too: the replies and the 4004 close reach a flooder", async (t) => {
+    const srv = await server(t, ["--msg-burst", "5", "--rate-strikes", "3"], { tls: makeTestCert() });
+    const [flooder, other] = await joinedClients(t, srv, 2);
+    for (let i = 0; i < 200; i++) flooder.send(flooder.joinRef, `f${i}`, TOPIC, "spam", { i });
+    assert.deepEqual(await flooder.closed(5000), { code: 4004, reason: "rate limit exceeded" });
+    const statuses = repliesTo(flooder, TOPIC, ["f0", "f4", "f5", "f8", "f9"]).map((m) => m?.payload.status);
+    assert.deepEqual(statuses, ["ok", "ok", "error", "error", undefined], "5 ok, 4 refused, nothing after the close");
+    await assertTopicWorks([other]);
   });
 
   test("heartbeats count too", async (t) => {
