@@ -80,7 +80,9 @@ describe("message rate", () => {
     const ok = answered.filter((m) => m.payload.status === "ok");
     const limited = answered.filter((m) => m.payload.status === "error");
     assert.ok(ok.length >= 30 && ok.length < 35, `ok ${ok.length}`);
-    assert.equal(limited.length, 11, "10 tolerated refusals and the one that closes");
+    // 10 tolerated refusals and the one that closes (one or two more if the
+    // server took long enough over the flood for the rate to repay some).
+    assert.ok(limited.length >= 11 && limited.length <= 13, `refused ${limited.length}`);
     for (const m of limited) {
       assert.deepEqual(m.payload, { status: "error", response: { reason: "rate_limited" } });
       assert.equal(m.join_ref, flooder.joinRef);
@@ -94,14 +96,14 @@ describe("message rate", () => {
     await assertTopicWorks([a, b]);
 
     const m = await srv.metrics();
-    assert.equal(m.get(errKey("rate_limited")), 11);
+    assert.equal(m.get(errKey("rate_limited")), limited.length);
     assert.equal(m.get("parley_rate_limit_disconnects_total"), 1);
     assert.equal(m.get("parley_connections"), 2);
     assert.match(srv.stderr(), /event=rate_limit_exceeded conn=\d+ kind=rate_limited close=4004/);
   });
 
   test("over TLS too: the replies and the 4004 close reach a flooder", async (t) => {
-    const srv = await server(t, ["--msg-burst", "5", "--rate-strikes", "3"], { tls: makeTestCert() });
+    const srv = await server(t, ["--msg-rate", "1", "--msg-burst", "5", "--rate-strikes", "3"], { tls: makeTestCert() });
     const [flooder, other] = await joinedClients(t, srv, 2);
     for (let i = 0; i < 200; i++) flooder.send(flooder.joinRef, `f${i}`, TOPIC, "spam", { i });
     assert.deepEqual(await flooder.closed(5000), { code: 4004, reason: "rate limit exceeded" });
@@ -111,7 +113,7 @@ describe("message rate", () => {
   });
 
   test("heartbeats count too", async (t) => {
-    const srv = await server(t, ["--msg-burst", "5", "--rate-strikes", "2"]);
+    const srv = await server(t, ["--msg-rate", "1", "--msg-burst", "5", "--rate-strikes", "2"]);
     const c = await connectRaw(srv, "v2");
     t.after(() => c.terminate());
     const refs = [];
@@ -137,7 +139,7 @@ describe("message rate", () => {
   });
 
   test("messages without a ref are refused without a reply", async (t) => {
-    const srv = await server(t, ["--msg-burst", "2", "--rate-strikes", "5"]);
+    const srv = await server(t, ["--msg-rate", "1", "--msg-burst", "2", "--rate-strikes", "5"]);
     const [c] = await joinedClients(t, srv, 1);
     for (let i = 0; i < 4; i++) c.send(c.joinRef, null, TOPIC, "quiet", { i });
     await c.heartbeat().then(
@@ -152,7 +154,7 @@ describe("message rate", () => {
 
 describe("join rate", () => {
   test("join spam gets rate_limited on the join, then close 4004; the topic's members are unaffected", async (t) => {
-    const srv = await server(t, ["--join-burst", "10", "--join-rate", "5"]);
+    const srv = await server(t, ["--join-burst", "10", "--join-rate", "1"]);
     const [a, b] = await joinedClients(t, srv, 2);
     const spammer = await connectRaw(srv, "v2");
     t.after(() => spammer.terminate());
@@ -268,7 +270,7 @@ describe("payload size", () => {
 describe("settings", () => {
   test("flags and environment variables set the limits; 0 lifts a rate limit", async (t) => {
     // PARLEY_MSG_BURST=3 from the environment, --rate-strikes 1 from a flag.
-    const srv = await server(t, ["--rate-strikes", "1"], { env: { PARLEY_MSG_BURST: "3" } });
+    const srv = await server(t, ["--rate-strikes", "1", "--msg-rate", "1"], { env: { PARLEY_MSG_BURST: "3" } });
     const [c] = await joinedClients(t, srv, 1);
     for (let i = 0; i < 10; i++) c.send(c.joinRef, `m${i}`, TOPIC, "m", {});
     assert.equal((await c.closed()).code, 4004);
