@@ -42,7 +42,13 @@ typedef struct opts {
     const char *report, *csv;
     int quiet;
     int track;              /* fanout: messages tracked for first/last receiver */
+    int abuse;              /* enum abuse: one extra, abusive connection */
+    double abuse_reconnect; /* seconds before it reconnects once closed; < 0: never */
 } opts_t;
+
+/* --abuse: what the one extra connection does (abuse.c). */
+enum abuse { AB_NONE, AB_FLOOD, AB_SLOWREAD, AB_JOINSPAM };
+extern const char *const abuse_names[4];
 
 /* Error kinds, as reported. */
 enum err {
@@ -52,7 +58,7 @@ enum err {
 extern const char *const err_names[E_N];
 
 /* Close codes counted separately (the last slot: any other). */
-#define NCODES 14
+#define NCODES 15
 extern const int close_codes[NCODES];
 
 enum phase { PH_CONNECT, PH_RUN, PH_STOP };
@@ -81,13 +87,28 @@ typedef struct wslot {
     uint64_t ready, sent_done, final;  /* phase flags */
     uint64_t converged, last_converged_ns, presence_frames, presence_bytes;
     uint64_t pubs_with_loss;
+    uint64_t abuse_seen;              /* the abuser's messages read by ordinary clients */
     hist_t connect, join, send_lag;
     hist_t latency[MAX_TARGETS];
 } wslot_t;
 
+/* The abusive connection's counters (--abuse), written by its process. */
+typedef struct abuse_slot {
+    uint64_t conns, upgraded;          /* connections opened, upgraded */
+    uint64_t sent;                     /* abusive messages written (chat messages or joins) */
+    uint64_t acked, limited, too_large, other_errors; /* replies: ok, rate_limited, ... */
+    uint64_t closes;                   /* times the server closed it */
+    uint64_t codes[NCODES];            /* their close codes (1006: no close frame) */
+    uint64_t close_ns_sum, close_ns_first, close_ns_max; /* first abusive write -> close */
+    uint64_t abusing_ns;               /* time connected in the measured window */
+    uint64_t bytes_read;
+    uint64_t cpu_ns, final;
+} abuse_slot_t;
+
 typedef struct shared {
     control_t ctl;
     wslot_t w[MAX_WORKERS];
+    abuse_slot_t abuse;
 } shared_t;
 
 extern opts_t O;
@@ -104,5 +125,7 @@ int conn_target(int index);
 const char *scenario_topic(int index, char *buf, size_t len);
 
 void worker_main(int w, int wake_fd);
+/* The abusive connection's process (--abuse). */
+void abuser_main(int wake_fd);
 
 #endif

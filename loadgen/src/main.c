@@ -29,7 +29,7 @@
 opts_t O = {
     .conns = 100, .publishers = 1, .rooms = 1, .rate = -1, .concurrency = 200, .payload = 100,
     .duration = 10, .warmup = 1, .hold = 5, .timeout = 30, .drain = 5, .heartbeat_s = 30,
-    .workers = 1, .source_ips = 1, .topic = "loadgen", .track = 1 << 20,
+    .workers = 1, .source_ips = 1, .topic = "loadgen", .track = 1 << 20, .abuse_reconnect = 1,
 };
 ws_target_t targets[MAX_TARGETS];
 shared_t *SH;
@@ -40,6 +40,8 @@ uint64_t nmessages;
 
 static pid_t workers[MAX_WORKERS];
 static int wake[MAX_WORKERS];
+static pid_t abuser;   /* the --abuse process */
+static int abuser_wake;
 static volatile sig_atomic_t interrupted;
 
 /* ---- geometry (the same in every process) --------------------------------- */
@@ -106,7 +108,13 @@ static void usage(FILE *f) {
 "  --server-pid PID     a server process to measure (repeatable)\n"
 "  --report FILE        write the JSON report\n"
 "  --csv FILE           write one CSV row per second\n"
-"  --quiet              no progress lines\n");
+"  --quiet              no progress lines\n"
+"  --abuse KIND         one more connection, abusing the server during the measured\n"
+"                       window: flood (chat messages as fast as the socket takes\n"
+"                       them), joinspam (phx_join likewise) or slowread (joins the\n"
+"                       topics, up to 100, and never reads); see docs/loadgen.md\n"
+"  --abuse-reconnect S  seconds before the abuser reconnects once the server closed\n"
+"                       it [1; -1: never]\n");
 }
 
 static double num_arg(const char *name, const char *v, double min) {
@@ -129,7 +137,8 @@ static void parse_args(int argc, char **argv) {
         {"drain", 1, 0, 'D'},      {"heartbeat", 1, 0, 'B'}, {"workers", 1, 0, 'W'},
         {"source-ips", 1, 0, 'S'}, {"topic", 1, 0, 'T'},     {"server-pid", 1, 0, 'x'},
         {"report", 1, 0, 'o'},     {"csv", 1, 0, 'C'},       {"quiet", 0, 0, 'q'},
-        {"track", 1, 0, 'k'},      {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
+        {"track", 1, 0, 'k'},      {"help", 0, 0, 'h'},      {"abuse", 1, 0, 'A'},
+        {"abuse-reconnect", 1, 0, 'Z'}, {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         exit(argc < 2 ? 2 : 0);
@@ -191,6 +200,18 @@ static void parse_args(int argc, char **argv) {
         case 'C': O.csv = optarg; break;
         case 'q': O.quiet = 1; break;
         case 'k': O.track = (int)num_arg("track", optarg, 0); break;
+        case 'A': {
+            int k = 1;
+            while (k < 4 && strcmp(optarg, abuse_names[k]))
+                k++;
+            if (k == 4) {
+                fprintf(stderr, "parley-loadgen: --abuse is flood, slowread or joinspam\n");
+                exit(2);
+            }
+            O.abuse = k;
+            break;
+        }
+        case 'Z': O.abuse_reconnect = num_arg("abuse-reconnect", optarg, -1); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -241,6 +262,8 @@ static void kill_workers(void) {
     for (int w = 0; w < O.workers; w++)
         if (workers[w] > 0)
             kill(workers[w], SIGKILL);
+    if (abuser > 0)
+        kill(abuser, SIGKILL);
 }
 
 static void wake_all(void) {
@@ -248,6 +271,8 @@ static void wake_all(void) {
     for (int w = 0; w < O.workers; w++)
         if (write(wake[w], &one, sizeof one) < 0 && errno != EAGAIN)
             perror("eventfd");
+    if (abuser > 0 && write(abuser_wake, &one, sizeof one) < 0 && errno != EAGAIN)
+        perror("eventfd");
 }
 
 #define SUM(field)                                                                                 \
@@ -378,6 +403,8 @@ static void tick(const char *phase, int ms) {
         for (int w = 0; w < O.workers; w++)
             if (workers[w] == pid)
                 workers[w] = 0;
+        if (abuser == pid)
+            abuser = 0;
         fprintf(stderr, "parley-loadgen: a worker process ended early (status %d)\n", status);
         kill_workers();
         exit(1);
@@ -389,31 +416,40 @@ static void tick(const char *phase, int ms) {
     }
 }
 
+/* Forks a child that runs worker w (w < 0: the abuser) woken through
+ * *wake_fd; returns its pid. */
+static pid_t start_child(int w, int *wake_fd) {
+    *wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (*wake_fd < 0) {
+        perror("eventfd");
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        kill_workers();
+        exit(1);
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+            _exit(1);
+        signal(SIGINT, SIG_IGN);
+        if (w < 0)
+            abuser_main(*wake_fd);
+        SH->w[w].pid = (uint64_t)getpid();
+        worker_main(w, *wake_fd);
+        _exit(0);
+    }
+    return pid;
+}
+
 static void start_workers(void) {
     fflush(NULL); /* or each child would write the parent's buffered output again */
-    for (int w = 0; w < O.workers; w++) {
-        wake[w] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (wake[w] < 0) {
-            perror("eventfd");
-            exit(1);
-        }
-        pid_t pid = fork();
-        if (pid < 0) {
-            perror("fork");
-            kill_workers();
-            exit(1);
-        }
-        if (pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (getppid() == 1)
-                _exit(1);
-            signal(SIGINT, SIG_IGN);
-            SH->w[w].pid = (uint64_t)getpid();
-            worker_main(w, wake[w]);
-            _exit(0);
-        }
-        workers[w] = pid;
-    }
+    for (int w = 0; w < O.workers; w++)
+        workers[w] = start_child(w, &wake[w]);
+    if (O.abuse)
+        abuser = start_child(-1, &abuser_wake);
 }
 
 static void *shared_alloc(size_t bytes) {
@@ -604,6 +640,15 @@ int main(int argc, char **argv) {
             return 1;
         }
         workers[w] = 0;
+    }
+    if (abuser > 0) {
+        int status;
+        if (waitpid(abuser, &status, 0) == abuser && (!WIFEXITED(status) || WEXITSTATUS(status))) {
+            fprintf(stderr, "parley-loadgen: the abuser process failed (status %d)\n", status);
+            return 1;
+        }
+        abuser = 0;
+        R.abuse = SH->abuse;
     }
     struct rusage ru;
     getrusage(RUSAGE_CHILDREN, &ru);

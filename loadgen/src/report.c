@@ -6,8 +6,8 @@
 
 const char *const err_names[E_N] = {"connect", "handshake", "join", "join_timeout", "push",
                                     "closed", "channel", "protocol", "local"};
-const int close_codes[NCODES] = {1000, 1001, 1002, 1003, 1006, 1007, 1008,
-                                 1009, 1011, 4000, 4001, 4002, 4003, 0};
+const int close_codes[NCODES] = {1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009,
+                                 1011, 4000, 4001, 4002, 4003, 4004, 0};
 
 static double server_cpu_s(const results_t *r) {
     double s = 0;
@@ -31,6 +31,29 @@ static void print_hist(FILE *f, const char *name, const hist_t *h) {
         return;
     fprintf(f, "  %-22s n=%-9llu p50 %8.3f  p90 %8.3f  p99 %8.3f  p99.9 %8.3f  max %8.3f ms\n", name,
             (unsigned long long)s.count, s.p50, s.p90, s.p99, s.p999, s.max);
+}
+
+/* --abuse: what the abusive connection did and what became of it. */
+static void abuse_summary(FILE *f, const results_t *r) {
+    const abuse_slot_t *a = &r->abuse;
+    fprintf(f, "  abuser (%s): %llu connections (%llu upgraded), %llu %s sent: %llu ok, %llu "
+               "rate_limited, %llu payload_too_large, %llu other errors; %llu of its messages "
+               "reached the others\n",
+            abuse_names[O.abuse], (unsigned long long)a->conns, (unsigned long long)a->upgraded,
+            (unsigned long long)a->sent, O.abuse == AB_FLOOD ? "messages" : "joins",
+            (unsigned long long)a->acked, (unsigned long long)a->limited,
+            (unsigned long long)a->too_large, (unsigned long long)a->other_errors,
+            (unsigned long long)r->t.abuse_seen);
+    fprintf(f, "  abuser closed by the server %llu times", (unsigned long long)a->closes);
+    for (int i = 0; i < NCODES; i++)
+        if (a->codes[i])
+            fprintf(f, " [close %d: %llu]", close_codes[i], (unsigned long long)a->codes[i]);
+    if (a->closes)
+        fprintf(f, ", %.1f ms after its first abusive write (first %.1f, max %.1f)",
+                (double)a->close_ns_sum / (double)a->closes / 1e6, (double)a->close_ns_first / 1e6,
+                (double)a->close_ns_max / 1e6);
+    fprintf(f, "; connected %.2f s of the window, cpu %.3f s\n", (double)a->abusing_ns / 1e9,
+            (double)a->cpu_ns / 1e9);
 }
 
 void report_summary(FILE *f, const results_t *r) {
@@ -90,6 +113,8 @@ void report_summary(FILE *f, const results_t *r) {
             fprintf(f, " [close %d: %llu]", close_codes[i], (unsigned long long)t->codes[i]);
     if (any)
         fputc('\n', f);
+    if (O.abuse)
+        abuse_summary(f, r);
     double scpu = server_cpu_s(r);
     fprintf(f, "  window %.3f s: %.0f x %s (%.0f/s)\n", r->window_s, r->units, r->unit,
             r->window_s > 0 ? r->units / r->window_s : 0);
@@ -113,6 +138,30 @@ static json_t *hist_json(const hist_t *h) {
     return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)s.count, "min", s.min,
                      "mean", s.mean, "p50", s.p50, "p90", s.p90, "p99", s.p99, "p999", s.p999, "max",
                      s.max);
+}
+
+static json_t *abuse_json(const results_t *r) {
+    const abuse_slot_t *a = &r->abuse;
+    json_t *codes = json_object();
+    for (int i = 0; i < NCODES; i++)
+        if (a->codes[i]) {
+            char k[16];
+            snprintf(k, sizeof k, "%d", close_codes[i]);
+            json_object_set_new(codes, i == NCODES - 1 ? "other" : k, json_integer((json_int_t)a->codes[i]));
+        }
+    double n = a->closes ? (double)a->closes : 1;
+    return json_pack("{s:s,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:f,s:f,s:f,s:f,s:I,s:f}", "kind",
+                     abuse_names[O.abuse], "reconnect_s", O.abuse_reconnect, "connections",
+                     (json_int_t)a->conns, "upgraded", (json_int_t)a->upgraded, "sent",
+                     (json_int_t)a->sent, "acked", (json_int_t)a->acked, "rate_limited",
+                     (json_int_t)a->limited, "payload_too_large", (json_int_t)a->too_large,
+                     "other_errors", (json_int_t)a->other_errors, "closed_by_server",
+                     (json_int_t)a->closes, "close_codes", codes, "close_after_ms_mean",
+                     a->closes ? (double)a->close_ns_sum / n / 1e6 : -1.0,
+                     "close_after_ms_first", a->closes ? (double)a->close_ns_first / 1e6 : -1.0,
+                     "close_after_ms_max", a->closes ? (double)a->close_ns_max / 1e6 : -1.0,
+                     "connected_s", (double)a->abusing_ns / 1e9, "delivered_to_others",
+                     (json_int_t)r->t.abuse_seen, "cpu_s", (double)a->cpu_ns / 1e9);
 }
 
 int report_json(const char *path, const results_t *r) {
@@ -193,6 +242,8 @@ int report_json(const char *path, const results_t *r) {
         }
     json_object_set_new(errs, "close_codes", codes);
     json_object_set_new(root, "errors", errs);
+    if (O.abuse)
+        json_object_set_new(root, "abuser", abuse_json(r));
     double scpu = server_cpu_s(r);
     json_t *servers = json_array();
     for (int i = 0; i < r->nservers; i++) {

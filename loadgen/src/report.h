@@ -33,6 +33,7 @@ typedef struct results {
     server_stat_t servers[MAX_SERVER_PIDS];
     int nservers;
     double presence_last_join_ms, presence_converged_ms;
+    abuse_slot_t abuse;       /* --abuse: the abusive connection's counters */
     int ok;                   /* everything joined, arrived and converged */
     char verdict[256];
 } results_t;

@@ -426,6 +426,8 @@ static void on_message(ws_conn_t *w, const uint8_t *p, size_t n, uint64_t now) {
         on_presence(c, 1, v[4], now);
     else if (EV("phx_error") || EV("phx_close"))
         S->errors[E_CHANNEL]++;
+    else if (EV("abuse"))
+        S->abuse_seen++; /* from the --abuse connection (abuse.c) */
     else
         on_chat(c, v[4], now);
 #undef EV

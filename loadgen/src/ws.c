@@ -25,6 +25,7 @@ static int ep = -1;
 static const ws_ops_t *ops;
 static uint8_t rbuf[READ_BUF];
 uint64_t ws_bytes_read;
+int ws_rcvbuf;
 
 int ws_target_parse(ws_target_t *t, const char *url, const char *query) {
     memset(t, 0, sizeof *t);
@@ -78,12 +79,24 @@ void ws_close(ws_conn_t *c) {
     conn_end(c, WS_END_LOCAL, 0, 0);
 }
 
+static int set_events(ws_conn_t *c, int out, int paused) {
+    struct epoll_event ev = {.events = (paused ? EPOLLRDHUP : EPOLLIN) | (out ? EPOLLOUT : 0),
+                             .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev))
+        return -1;
+    c->epollout = (uint8_t)out;
+    c->paused = (uint8_t)paused;
+    return 0;
+}
+
 static void set_epollout(ws_conn_t *c, int on) {
-    if (c->epollout == on)
-        return;
-    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
-    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->epollout = (uint8_t)on;
+    if (c->epollout != on)
+        set_events(c, on, c->paused);
+}
+
+void ws_pause(ws_conn_t *c, int paused) {
+    if (c->fd >= 0 && c->paused != paused)
+        set_events(c, c->epollout, paused);
 }
 
 void ws_flush(ws_conn_t *c) {
@@ -172,6 +185,7 @@ void ws_open(ws_conn_t *c, const ws_target_t *targets, int target, uint32_t src)
     c->state = WS_CONNECTING;
     c->target = (uint8_t)target;
     c->epollout = 0;
+    c->paused = 0;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         c->state = WS_DEAD;
@@ -180,6 +194,8 @@ void ws_open(ws_conn_t *c, const ws_target_t *targets, int target, uint32_t src)
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (ws_rcvbuf > 0)
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &ws_rcvbuf, sizeof ws_rcvbuf);
     if (src) {
         /* The source address now, the port at connect(): each address then
          * has its own ephemeral port range towards each server port. */
@@ -440,7 +456,9 @@ void ws_event(ws_conn_t *c, uint32_t events) {
         ws_flush(c);
         return;
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    if (c->paused && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        ws_pause(c, 0); /* the server is closing: read what it sent, to the end */
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         readable(c);
     if (c->state != WS_DEAD && c->state != WS_FREE && (events & EPOLLOUT))
         ws_flush(c);

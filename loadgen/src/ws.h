@@ -37,6 +37,7 @@ typedef struct ws_conn {
     uint8_t epollout;    /* EPOLLOUT registered */
     uint8_t binary;      /* send binary frames (MessagePack) */
     uint8_t target;      /* index in the target table */
+    uint8_t paused;      /* not reading (ws_pause) */
     uint8_t *in;         /* a partial frame carried to the next read */
     uint32_t inlen, incap;
     uint8_t *out;        /* bytes the kernel did not take yet */
@@ -67,6 +68,15 @@ void ws_send(ws_conn_t *c, const void *data, size_t len); /* queue + flush */
 void ws_event(ws_conn_t *c, uint32_t events);
 /* Closes without a handshake (the run is over); on_end(WS_END_LOCAL). */
 void ws_close(ws_conn_t *c);
+/* Stops reading from c (paused = 1), as a client that has stopped reading
+ * does: what the server sends piles up in the kernel's buffers. Reading
+ * resumes by itself when the server shuts its side down, so that its close
+ * frame or EOF is still seen. */
+void ws_pause(ws_conn_t *c, int paused);
+
+/* SO_RCVBUF for the connections ws_open makes from now on (0: the
+ * kernel's default). */
+extern int ws_rcvbuf;
 
 extern uint64_t ws_bytes_read; /* wire bytes read by this process */
 

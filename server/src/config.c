@@ -98,6 +98,30 @@ static const option_row_t options[] = {
      * OpenSSL's (all AEAD). TLS 1.0/1.1 are refused whatever this says. */
     {"tls-ciphers", "PARLEY_TLS_CIPHERS", OPT_STR, F(tls_ciphers), "ECDHE+AESGCM:ECDHE+CHACHA20",
      0, 0, "OpenSSL cipher list for TLS 1.2 clients (TLS 1.3 uses OpenSSL's suites)"},
+    /* Abuse limits per socket (docs/limits.md says why these defaults). A
+     * person chats at well under one message a second and the chat page
+     * sends "typing" at most every 2 s; phoenix.js heartbeats every 30 s and,
+     * after a reconnect, sends its buffered pushes at once: 10/s with 30 at
+     * once is far above that, and keeps what one socket can make a large
+     * room receive small. A phx_join takes from the join bucket only: a
+     * reconnecting client rejoins all its topics at once, up to
+     * --max-channels (100). */
+    {"msg-rate", "PARLEY_MSG_RATE", OPT_INT, F(msg_rate), "10", 0, 8192,
+     "messages per second one socket may send on average, heartbeats included (phx_join: "
+     "--join-rate); over it: error reply rate_limited; 0: no limit"},
+    {"msg-burst", "PARLEY_MSG_BURST", OPT_INT, F(msg_burst), "30", 1, 100000,
+     "messages one socket may send at once before --msg-rate applies"},
+    {"join-rate", "PARLEY_JOIN_RATE", OPT_INT, F(join_rate), "10", 0, 8192,
+     "phx_join per second one socket may send on average; over it: error reply rate_limited; "
+     "0: no limit"},
+    {"join-burst", "PARLEY_JOIN_BURST", OPT_INT, F(join_burst), "100", 1, 100000,
+     "phx_join one socket may send at once (a reconnecting client rejoins all its topics)"},
+    {"rate-strikes", "PARLEY_RATE_STRIKES", OPT_INT, F(rate_strikes), "10", 0, 1000,
+     "messages refused as rate_limited, not yet paid back by the rate, after which the socket "
+     "is closed with 4004"},
+    {"max-payload", "PARLEY_MAX_PAYLOAD", OPT_INT, F(max_payload), "8192", 2, 1048576,
+     "largest chat message payload in bytes of JSON; over it: error reply payload_too_large, "
+     "no broadcast"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 

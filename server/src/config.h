@@ -37,6 +37,12 @@ typedef struct config {
     char *tls_cert;         /* PEM certificate chain; "" = plaintext (see tls.h) */
     char *tls_key;          /* PEM private key of tls_cert; set with tls_cert or not at all */
     char *tls_ciphers;      /* OpenSSL cipher string for TLS 1.2 */
+    long msg_rate;          /* messages per second one socket may send (0: no limit) */
+    long msg_burst;         /* messages one socket may send at once */
+    long join_rate;         /* phx_join per second one socket may send (0: no limit) */
+    long join_burst;        /* phx_join one socket may send at once */
+    long rate_strikes;      /* refused messages owed before a socket is closed (4004) */
+    long max_payload;       /* bytes of a chat message's payload, JSON-encoded */
 } config_t;
 
 extern config_t config;

@@ -9,6 +9,8 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "metrics.h"
+
 int log_level = LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -47,6 +49,24 @@ void plog(int level, const char *event, const char *fmt, ...) {
         n = (int)sizeof line - 2;
     line[n++] = '\n';
     fwrite(line, 1, (size_t)n, stderr);
+}
+
+int log_limit_pass(log_limit_t *l) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    if ((long long)ts.tv_sec != l->second) {
+        l->second = (long long)ts.tv_sec;
+        l->lines = 0;
+    }
+    if (l->lines >= LOG_LIMIT_PER_S) {
+        l->dropped++;
+        metrics.log_suppressed++;
+        return -1;
+    }
+    l->lines++;
+    int d = (int)l->dropped;
+    l->dropped = 0;
+    return d;
 }
 
 const char *log_quote(const char *s, char *buf, size_t size) {

@@ -28,4 +28,34 @@ void log_hook_lws(void);
 
 #define LOG_ENABLED(lvl) ((lvl) <= log_level)
 
+/* Lines that clients can cause at will (bad input, rate limits) go through
+ * plog_limited: each call site writes at most LOG_LIMIT_PER_S lines a
+ * second, so that a flood of bad messages cannot flood the log. Lines over
+ * that are counted (parley_log_suppressed_total), and the next line the
+ * site writes ends in dropped=N. fmt must be a string literal with at least
+ * one field. */
+#define LOG_LIMIT_PER_S 10
+
+typedef struct log_limit {
+    long long second; /* CLOCK_MONOTONIC second of the current window */
+    unsigned lines;   /* written in it */
+    unsigned dropped; /* not written since the last line that was */
+} log_limit_t;
+
+/* -1: drop the line (counted); otherwise write it, with dropped=N when the
+ * result N is above 0. */
+int log_limit_pass(log_limit_t *l);
+
+#define plog_limited(level, event, fmt, ...)                                   \
+    do {                                                                       \
+        static log_limit_t ll_;                                                \
+        if (LOG_ENABLED(level)) {                                              \
+            int d_ = log_limit_pass(&ll_);                                     \
+            if (d_ == 0)                                                       \
+                plog(level, event, fmt, __VA_ARGS__);                          \
+            else if (d_ > 0)                                                   \
+                plog(level, event, fmt " dropped=%d", __VA_ARGS__, d_);        \
+        }                                                                      \
+    } while (0)
+
 #endif

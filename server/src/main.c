@@ -215,7 +215,7 @@ int main(int argc, char **argv) {
     int rc = config_load(argc, argv);
     if (rc)
         return rc > 0 ? 0 : 2;
-    if (tls_check())
+    if (tls_check() || session_limits_init())
         return 2;
     log_hook_lws();
     signal(SIGPIPE, SIG_IGN);

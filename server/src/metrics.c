@@ -26,6 +26,9 @@ static const char *const err_names[ERR_NKINDS] = {
     [ERR_ADOPT] = "adopt",
     [ERR_UNAUTHORIZED] = "unauthorized",
     [ERR_TOPIC_FULL] = "topic_full",
+    [ERR_RATE_LIMITED] = "rate_limited",
+    [ERR_JOIN_RATE_LIMITED] = "join_rate_limited",
+    [ERR_PAYLOAD_TOO_LARGE] = "payload_too_large",
 };
 
 static const char *const reject_names[REJ_NKINDS] = {
@@ -64,6 +67,11 @@ static const metric_row_t rows[] = {
      "Sockets closed because their outbound queue passed its limit.", &metrics.disconnects_slow},
     {"parley_token_expired_disconnects_total", "counter",
      "Sockets closed because their token expired.", &metrics.disconnects_expired},
+    {"parley_rate_limit_disconnects_total", "counter",
+     "Sockets closed for sending on past their rate limits (close 4004).",
+     &metrics.disconnects_rate},
+    {"parley_log_suppressed_total", "counter",
+     "Log lines not written because one kind of line came too often.", &metrics.log_suppressed},
     {"parley_joins_total", "counter", "Successful topic joins.", &metrics.joins_total},
     {"parley_leaves_total", "counter", "Channels left, closed or dropped.", &metrics.leaves_total},
     {"parley_channels", "gauge", "Joined (socket, topic) pairs.", &metrics.channels},

@@ -28,6 +28,9 @@ typedef enum err_kind {
     ERR_ADOPT,              /* an accepted socket lws could not take on (out of descriptors?) */
     ERR_UNAUTHORIZED,       /* join or publish outside the token's topic patterns */
     ERR_TOPIC_FULL,         /* join past the namespace's max_members */
+    ERR_RATE_LIMITED,       /* a message refused by the socket's message bucket */
+    ERR_JOIN_RATE_LIMITED,  /* a phx_join refused by the socket's join bucket */
+    ERR_PAYLOAD_TOO_LARGE,  /* a chat message payload over --max-payload */
     ERR_NKINDS
 } err_kind_t;
 
@@ -50,6 +53,8 @@ typedef struct metrics {
     uint64_t connections_total;
     uint64_t disconnects_idle;
     uint64_t disconnects_slow;
+    uint64_t disconnects_rate;      /* closed for sending past their rate limits (4004) */
+    uint64_t log_suppressed;        /* log lines not written: too many of one kind */
     uint64_t joins_total;
     uint64_t leaves_total;
     uint64_t channels;              /* gauge: joined (socket, topic) pairs */

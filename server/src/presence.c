@@ -24,6 +24,7 @@
 typedef struct ptopic {
     char *name;
     json_t *joins, *leaves;             /* {key: {"metas": [...]}}, NULL when empty */
+    json_t *unseen;                     /* {phx_ref: true}: pending joins no state has shown */
     frame_t *state[PROTO_NFORMATS];     /* cached presence_state frames */
     struct ptopic *dnext;               /* on the dirty list */
     int dirty;
@@ -131,6 +132,7 @@ static void ptopic_free(ptopic_t *pt) {
     drop_state(pt);
     json_decref(pt->joins);
     json_decref(pt->leaves);
+    json_decref(pt->unseen);
     free(pt->name);
     free(pt);
 }
@@ -166,6 +168,32 @@ static void schedule_flush(void) {
     }
 }
 
+/* A leave of a meta that joined in this batch, and that no presence_state
+ * has shown yet, cancels that join: nobody has seen it, so neither goes
+ * out. Without this, a socket that joins and leaves a topic over and over
+ * (each duplicate join is a leave and a join) made every member receive a
+ * diff that grew with every join. Returns 1 if it cancelled. */
+static int cancel_unseen(ptopic_t *pt, const crdt_entry_t *e) {
+    char ref[128];
+    crdt_ref(e, e->clock, ref, sizeof ref);
+    if (!pt->unseen || !json_object_get(pt->unseen, ref))
+        return 0;
+    json_object_del(pt->unseen, ref);
+    json_t *metas = json_object_get(json_object_get(pt->joins, e->key), "metas");
+    size_t i;
+    json_t *m;
+    json_array_foreach(metas, i, m) {
+        const char *r = json_string_value(json_object_get(m, "phx_ref"));
+        if (r && strcmp(r, ref) == 0) {
+            json_array_remove(metas, i);
+            if (json_array_size(metas) == 0)
+                json_object_del(pt->joins, e->key);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The CRDT reports every visible change here: it goes into the topic's
  * pending diff. Topics nobody on this node subscribes to are skipped. */
 static void on_change(void *ctx, const crdt_entry_t *e, int joined) {
@@ -175,6 +203,15 @@ static void on_change(void *ctx, const crdt_entry_t *e, int joined) {
     ptopic_t *pt = ptopic_get(e->topic->name, 1);
     if (!pt)
         return;
+    if (!joined && cancel_unseen(pt, e))
+        return;
+    if (joined) {
+        char ref[128];
+        if (!pt->unseen)
+            pt->unseen = json_object();
+        if (pt->unseen)
+            json_object_set_new(pt->unseen, crdt_ref(e, e->clock, ref, sizeof ref), json_true());
+    }
     json_t **side = joined ? &pt->joins : &pt->leaves;
     if (!*side && !(*side = json_object()))
         return;
@@ -297,9 +334,16 @@ static void push_state(session_t *s, const char *topic) {
     if (!pt)
         return;
     frame_t **f = &pt->state[s->format];
-    if (!*f && !(*f = state_frame(s->format, topic))) {
-        plog(LOG_ERROR, "presence_state_failed", "reason=\"out of memory\"");
-        return;
+    if (!*f) {
+        if (!(*f = state_frame(s->format, topic))) {
+            plog(LOG_ERROR, "presence_state_failed", "reason=\"out of memory\"");
+            return;
+        }
+        /* This state shows every join so far: none of them may be cancelled
+         * any more. (A state built earlier and sent again shows only the
+         * joins before it.) */
+        if (pt->unseen)
+            json_object_clear(pt->unseen);
     }
     session_enqueue(s, *f);
 }
@@ -398,7 +442,10 @@ void presence_flush(void) {
         pt->dnext = NULL;
         pt->dirty = 0;
         topic_t *t = topics_find(pt->name, strlen(pt->name));
-        if (t) {
+        if (pt->unseen)
+            json_object_clear(pt->unseen);
+        /* Changes that cancelled out leave nothing to send. */
+        if (t && json_object_size(pt->joins) + json_object_size(pt->leaves) > 0) {
             json_t *payload = json_pack("{s:o,s:o}", "joins", pt->joins ? pt->joins : json_object(),
                                         "leaves", pt->leaves ? pt->leaves : json_object());
             pt->joins = pt->leaves = NULL;

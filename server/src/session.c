@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "namespaces.h"
 #include "presence.h"
+#include "ratelimit.h"
 
 /* Seconds a closing socket may take to accept its close frame. */
 #define CLOSE_WAIT_S 5
@@ -139,7 +140,7 @@ int session_enqueue(session_t *s, frame_t *f) {
     }
     if (over_limit(s, f)) {
         metrics.disconnects_slow++;
-        plog(LOG_WARN, "slow_consumer", "conn=%llu queued_msgs=%u queued_bytes=%u",
+        plog_limited(LOG_WARN, "slow_consumer", "conn=%llu queued_msgs=%u queued_bytes=%u",
              (unsigned long long)s->id, s->qcount, s->qbytes);
         session_close(s, CLOSE_SLOW_CONSUMER, "slow consumer");
         return -1;
@@ -271,6 +272,48 @@ int session_flush_pending(void) {
     return flush_list != NULL;
 }
 
+/* Closes that answer the client's own input: it may still be sending when
+ * the close frame leaves. Closing the TCP connection then, with its bytes
+ * unread, would make the kernel answer them with a reset, and a reset
+ * throws away what the client had not read yet: the error replies and the
+ * close frame that explain the close. So for these the socket stays open
+ * after the close frame, its input read and dropped, until the client
+ * answers with its own close frame or closes its side (the close frame is
+ * followed by a half-close, so it does), or CLOSE_WAIT_S pass. */
+static int lingers(int code) {
+    return code != CLOSE_NORMAL && code != CLOSE_GOING_AWAY && code != CLOSE_INTERNAL &&
+           code != CLOSE_SLOW_CONSUMER;
+}
+
+/* Sends the close frame ourselves (lws would close the socket right after
+ * its own), raw like every other frame. 0, or -1 if the peer is gone. */
+static int send_close_frame(session_t *s) {
+    uint8_t f[2 + 125];
+    size_t rl = strlen(s->close_reason);
+    if (rl > 123)
+        rl = 123;
+    f[0] = 0x88; /* FIN, close */
+    f[1] = (uint8_t)(2 + rl);
+    f[2] = (uint8_t)(s->close_code >> 8);
+    f[3] = (uint8_t)s->close_code;
+    memcpy(f + 4, s->close_reason, rl);
+    int fd = lws_get_socket_fd(s->wsi);
+    if (send_raw(s, fd, f, 4 + rl) < 0)
+        return -1;
+    s->close_sent = 1;
+    /* Then half-close: the client sees the end of our data as well as the
+     * close frame, and closes its side even if it never answers the frame.
+     * (Not under TLS, whose end is a close_notify that only lws can send:
+     * there we wait for the client's answer.) */
+    if (s->tls)
+        return 0;
+    if (lws_partial_buffered(s->wsi))
+        lws_callback_on_writable(s->wsi); /* after lws has sent the rest */
+    else
+        shutdown(fd, SHUT_WR);
+    return 0;
+}
+
 int session_writable(session_t *s) {
     if (s->closing) {
         /* What was queued before the close goes first (lws sends its close
@@ -278,11 +321,18 @@ int session_writable(session_t *s) {
         if (s->qcount && s->close_reason && !lws_closing(s)) {
             if (write_queued(s, lws_get_socket_fd(s->wsi)) < 0)
                 return -1;
-            if (s->qcount) {
-                lws_callback_on_writable(s->wsi);
+            if (s->qcount || (lingers(s->close_code) && lws_partial_buffered(s->wsi))) {
+                lws_callback_on_writable(s->wsi); /* our close frame goes after what lws holds */
                 return 0;
             }
         }
+        if (s->close_sent) { /* lws has sent the rest of our close frame */
+            if (!s->tls)
+                shutdown(lws_get_socket_fd(s->wsi), SHUT_WR);
+            return 0;
+        }
+        if (s->close_reason && lingers(s->close_code) && !lws_closing(s))
+            return send_close_frame(s);
         if (s->close_reason)
             lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
                              (unsigned char *)s->close_reason, strlen(s->close_reason));
@@ -323,7 +373,7 @@ static void reply_error(session_t *s, const char *join_ref, const char *ref, con
                         err_kind_t kind, const char *reason) {
     char q[128];
     metrics.errors[kind]++;
-    plog(LOG_INFO, "error_reply", "conn=%llu kind=%s topic=%s", (unsigned long long)s->id,
+    plog_limited(LOG_INFO, "error_reply", "conn=%llu kind=%s topic=%s", (unsigned long long)s->id,
          err_kind_name(kind), log_quote(topic, q, sizeof q));
     reply(s, join_ref, ref, topic, "error", json_pack("{s:s}", "reason", reason));
 }
@@ -336,6 +386,63 @@ static void push_close(session_t *s, channel_t *ch) {
     send_frame(s, frame_encode(s->format, jr, jr, auth_topic_wire(ch->topic->name), "phx_close",
                                empty));
     json_decref(empty);
+}
+
+/* ---- abuse limits -------------------------------------------------------- */
+
+/* Per socket, two token buckets (ratelimit.h): phx_join takes from the join
+ * bucket, every other message (heartbeats included) from the message
+ * bucket. A message over its bucket's limit is not processed: it gets an
+ * error reply "rate_limited" (if it has a ref), and a client that keeps
+ * sending into an empty bucket is closed with 4004. */
+static rate_limit_t msg_limit, join_limit;
+
+int session_limits_init(void) {
+    if (rate_limit_set(&msg_limit, config.msg_rate, config.msg_burst, config.rate_strikes) ||
+        rate_limit_set(&join_limit, config.join_rate, config.join_burst, config.rate_strikes)) {
+        fprintf(stderr, "parley: --msg-rate/--join-rate with their bursts and --rate-strikes "
+                        "are out of range\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Takes a token for message m (decoded, or with an error that is replied
+ * to; ok says which). Returns 0 if it may be processed, else 1: it was
+ * refused, and the socket may be closing. */
+static int over_rate(session_t *s, const proto_msg_t *m, int ok) {
+    int join = ok && strcmp(m->event, "phx_join") == 0;
+    uint32_t now = rate_ticks(ev_now(EV_DEFAULT));
+    int verdict = join ? rate_take(&join_limit, &s->join_tat, now)
+                       : rate_take(&msg_limit, &s->msg_tat, now);
+    if (verdict == RATE_OK)
+        return 0;
+    err_kind_t kind = join ? ERR_JOIN_RATE_LIMITED : ERR_RATE_LIMITED;
+    char q[128];
+    metrics.errors[kind]++;
+    plog_limited(LOG_INFO, "rate_limited", "conn=%llu kind=%s topic=%s",
+                 (unsigned long long)s->id, err_kind_name(kind), log_quote(m->topic, q, sizeof q));
+    if (m->ref)
+        reply(s, m->join_ref, m->ref, m->topic, "error",
+              json_pack("{s:s}", "reason", "rate_limited"));
+    if (verdict == RATE_EXCEEDED) {
+        metrics.disconnects_rate++;
+        plog_limited(LOG_WARN, "rate_limit_exceeded", "conn=%llu kind=%s close=%d",
+                     (unsigned long long)s->id, err_kind_name(kind), CLOSE_RATE_LIMITED);
+        session_close(s, CLOSE_RATE_LIMITED, "rate limit exceeded");
+    }
+    return 1;
+}
+
+/* 1 (and an error reply) if a chat message's payload is over --max-payload
+ * bytes of compact JSON: it would be fanned out to every subscriber. */
+static int payload_too_large(session_t *s, channel_t *ch, const proto_msg_t *m) {
+    size_t n = json_dumpb(m->payload, NULL, 0, JSON_COMPACT);
+    if (n <= (size_t)config.max_payload)
+        return 0;
+    reply_error(s, channel_join_ref(ch), m->ref, m->topic, ERR_PAYLOAD_TOO_LARGE,
+                "payload_too_large");
+    return 1;
 }
 
 /* ---- channels ----------------------------------------------------------- */
@@ -374,7 +481,7 @@ static int reserved_event(const char *event) {
 static void ignore_stale(session_t *s, const proto_msg_t *m) {
     char q[128];
     metrics.errors[ERR_STALE_JOIN_REF]++;
-    plog(LOG_INFO, "stale_join_ref", "conn=%llu topic=%s", (unsigned long long)s->id,
+    plog_limited(LOG_INFO, "stale_join_ref", "conn=%llu topic=%s", (unsigned long long)s->id,
          log_quote(m->topic, q, sizeof q));
 }
 
@@ -509,6 +616,8 @@ static void handle_message(session_t *s, const proto_msg_t *m) {
         reply_error(s, channel_join_ref(ch), m->ref, m->topic, ERR_UNAUTHORIZED, "unauthorized");
         return;
     }
+    if (payload_too_large(s, ch, m))
+        return;
     /* A chat message: acknowledge, then fan out to every subscriber, the
      * sender included (as Phoenix's broadcast!/3 does). */
     reply_ok(s, channel_join_ref(ch), m->ref, m->topic);
@@ -520,7 +629,7 @@ static void handle_message(session_t *s, const proto_msg_t *m) {
 
 static void close_for(session_t *s, err_kind_t kind, int code, const char *reason) {
     metrics.errors[kind]++;
-    plog(LOG_WARN, "bad_input", "conn=%llu kind=%s close=%d", (unsigned long long)s->id,
+    plog_limited(LOG_WARN, "bad_input", "conn=%llu kind=%s close=%d", (unsigned long long)s->id,
          err_kind_name(kind), code);
     session_close(s, code, reason);
 }
@@ -541,6 +650,13 @@ static void process(session_t *s, const uint8_t *buf, size_t len) {
     proto_msg_t m;
     int rc = proto_decode(s->format, buf, len, &lim, &m);
     metrics.bytes_in += len;
+    int addressed = rc == PROTO_OK || rc == PROTO_ETOPIC || rc == PROTO_EEVENT || rc == PROTO_EPAYLOAD;
+    if (addressed && over_rate(s, &m, rc == PROTO_OK)) {
+        if (rc == PROTO_OK)
+            metrics.messages_in++;
+        proto_msg_free(&m);
+        return;
+    }
     switch (rc) {
     case PROTO_OK:
         metrics.messages_in++;
@@ -572,13 +688,14 @@ static void process(session_t *s, const uint8_t *buf, size_t len) {
     case PROTO_ENOMEM: session_close(s, CLOSE_INTERNAL, "out of memory"); break;
     default: close_for(s, ERR_MALFORMED, CLOSE_MALFORMED, "malformed message"); break;
     }
-    if (rc == PROTO_OK || rc == PROTO_ETOPIC || rc == PROTO_EEVENT || rc == PROTO_EPAYLOAD)
+    if (addressed)
         proto_msg_free(&m);
 }
 
-/* Frees the reassembly state: only a message in pieces has one. */
+/* Frees the reassembly state: only a message in pieces has one. (Once the
+ * session is closing, the union holds the close reason instead.) */
 static void rx_drop(session_t *s) {
-    if (s->rx) {
+    if (!s->closing && s->rx) {
         proto_assembler_free(s->rx);
         free(s->rx);
         s->rx = NULL;
@@ -650,6 +767,7 @@ int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *ser
     metrics.connections++;
     metrics.connections_total++;
     s->last_rx = ev_now(EV_DEFAULT);
+    s->msg_tat = s->join_tat = rate_ticks(s->last_rx); /* full buckets */
     DL_APPEND2(idle_list, s, iprev, inext);
     s->open = 1;
     proto_format_t format = (proto_format_t)0;
@@ -658,7 +776,7 @@ int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *ser
     if (bad) {
         char q1[64], q2[64];
         metrics.errors[ERR_BAD_VSN]++;
-        plog(LOG_WARN, "bad_vsn", "conn=%llu vsn=%s serializer=%s", (unsigned long long)s->id,
+        plog_limited(LOG_WARN, "bad_vsn", "conn=%llu vsn=%s serializer=%s", (unsigned long long)s->id,
              log_quote(vsn ? vsn : "", q1, sizeof q1),
              log_quote(serializer ? serializer : "", q2, sizeof q2));
         session_close(s, CLOSE_BAD_VSN, "unsupported vsn or serializer");
@@ -677,10 +795,11 @@ int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *ser
  * leaves the idle and flush lists. Its queue is freed at once when
  * drop_queue, else it is sent before the close frame. */
 static void stop_session(session_t *s, int drop_queue) {
+    rx_drop(s); /* before closing is set: then the union holds the close reason */
     s->closing = 1;
+    s->close_reason = NULL;
     if (drop_queue)
         q_clear(s);
-    rx_drop(s);
     DL_DELETE2(idle_list, s, iprev, inext);
     s->iprev = s->inext = NULL;
     if (s->flush_pending) {
@@ -689,9 +808,11 @@ static void stop_session(session_t *s, int drop_queue) {
     }
 }
 
-void session_peer_closed(session_t *s) {
+int session_peer_closed(session_t *s) {
     if (s->open && !s->closing)
         stop_session(s, 1); /* lws answers the close; nothing more from us */
+    /* Our close frame went first: this is the answer, and the end. */
+    return s->close_sent ? -1 : 0;
 }
 
 void session_close(session_t *s, int code, const char *reason) {

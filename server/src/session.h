@@ -35,6 +35,7 @@ enum close_code {
     CLOSE_SLOW_CONSUMER = 4001, /* outbound queue passed its limit */
     CLOSE_BAD_VSN = 4002,       /* unsupported vsn / serializer */
     CLOSE_TOKEN_EXPIRED = 4003, /* the connection's token expired: reconnect with a new one */
+    CLOSE_RATE_LIMITED = 4004,  /* kept sending past its rate limits */
 };
 
 /* Every idle connection costs one of these (plus lws' own ~1.7 KB), so the
@@ -54,6 +55,9 @@ typedef struct session {
     uint32_t qcap, qhead, qcount;
     uint32_t qbytes;            /* bytes of all queued frames (<= --out-queue-bytes + one frame) */
     uint32_t nchannels;
+    /* Rate limits: token buckets kept as the time each is full again
+     * (ratelimit.h). Every message but phx_join takes from msg_tat. */
+    uint32_t msg_tat, join_tat;
     uint16_t close_code;        /* what to send in the close frame */
     uint8_t format;             /* proto_format_t */
     unsigned closing : 1;       /* session_close() was called */
@@ -61,12 +65,20 @@ typedef struct session {
     unsigned flush_pending : 1; /* on the flush list */
     unsigned rx_binary : 1;     /* opcode of the message being received */
     unsigned tls : 1;           /* TLS connection: writes go through lws (OpenSSL) */
+    unsigned close_sent : 1;    /* our close frame is written; waiting for the peer's */
     struct session *fprev, *fnext; /* on the flush list */
     struct session *iprev, *inext; /* open sessions, least recently active first */
     double last_rx;             /* loop time of the last frame received */
-    proto_assembler_t *rx;      /* fragments of the current message; NULL between messages */
+    /* A closing session reads nothing, so the reassembly buffer and the
+     * close reason never live at once: while !closing, rx holds the
+     * fragments of the current message (NULL between messages); once
+     * closing, rx has been freed and close_reason is the close frame's
+     * static text (NULL if none is to be sent). */
+    union {
+        proto_assembler_t *rx;
+        const char *close_reason;
+    };
     struct auth_identity *ident; /* owned: token identity, or the "user" parameter; may be NULL */
-    const char *close_reason;   /* static text */
 } session_t;
 
 /* Sets up a new connection. query_vsn/query_serializer are the connect
@@ -103,8 +115,10 @@ int session_enqueue(session_t *s, frame_t *f);
 
 void session_close(session_t *s, int code, const char *reason);
 
-/* The peer sent a close frame: stop sending (lws answers it). */
-void session_peer_closed(session_t *s);
+/* The peer sent a close frame: stop sending (lws answers it). Returns -1
+ * when it answers the session's own close frame: lws then closes the socket
+ * without a reply. */
+int session_peer_closed(session_t *s);
 
 /* Closes sessions that have sent nothing for --idle-timeout seconds. */
 void session_sweep_idle(double now);
@@ -114,5 +128,9 @@ void session_sweep_expired(double now);
 
 /* Closes every open session with `code` (shutdown). */
 void session_close_all(int code, const char *reason);
+
+/* Sets the rate limits from the configuration. Returns 0, or -1 (message
+ * printed) if they cannot be kept. */
+int session_limits_init(void);
 
 #endif

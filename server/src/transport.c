@@ -62,8 +62,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        session_peer_closed(s);
-        return 0;
+        return session_peer_closed(s);
 
     case LWS_CALLBACK_RECEIVE:
         session_receive(s, in, len, lws_is_first_fragment(wsi),

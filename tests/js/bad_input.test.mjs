@@ -14,6 +14,7 @@ import {
   connectRaw,
   mpEncode,
   RawClient,
+  NO_RATE_LIMITS,
   startServer,
   stopAllServers,
   waitFor,
@@ -30,7 +31,9 @@ let h1Ref;
 let h2Ref;
 
 before(async () => {
-  server = await startServer();
+  // The clients here push at machine speed, and a message of max-frame bytes
+  // must be broadcast: no rate limits, and a payload limit of max-frame.
+  server = await startServer([...NO_RATE_LIMITS, "--max-payload", String(MAX_FRAME)]);
   h1 = await connectRaw(server, "v2");
   h2 = await connectRaw(server, "msgpack");
   const j1 = await h1.join(TOPIC);
@@ -437,7 +440,7 @@ describe("closing a socket that has a backlog", () => {
     "bad input while broadcasts are still queued: the stream stays valid and ends in a 4000 close frame",
     async (t) => {
       // Limits high enough that the backlog is not a slow-consumer case.
-      const srv = await startServer(["--out-queue-msgs", "1000000", "--out-queue-bytes", "268435456"]);
+      const srv = await startServer([...NO_RATE_LIMITS, "--out-queue-msgs", "1000000", "--out-queue-bytes", "268435456"]);
       t.after(() => srv.end());
       const T = "room:backlog";
       const flooder = await connectRaw(srv, "v2");

@@ -19,6 +19,7 @@ import {
   connectRaw,
   httpGet,
   sleep,
+  NO_RATE_LIMITS,
   startServer,
   stopAllServers,
   waitFor,
@@ -44,7 +45,7 @@ async function startNode(t, redises, extra = [], { comma = false } = {}) {
   const flags = comma
     ? ["--redis", redises.map((r) => r.addr).join(",")]
     : redises.flatMap((r) => ["--redis", r.addr]);
-  const node = await startServer([...flags, ...extra]);
+  const node = await startServer([...NO_RATE_LIMITS, ...flags, ...extra]); // pushes at machine speed
   t.after(() => node.end());
   const m = /event=listening\b.*?\bnode=(\S+)/.exec(node.stderr());
   assert.ok(m, `listening line names the node: ${node.stderr()}`);

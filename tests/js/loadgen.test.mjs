@@ -22,6 +22,7 @@ import { after, describe, test } from "node:test";
 
 import {
   assertNoSanitizerReport,
+  NO_RATE_LIMITS,
   SANITIZED,
   sleep,
   startServer,
@@ -145,7 +146,7 @@ function assertConsistent(r) {
 
 describe("parley-loadgen against parley", () => {
   test("fanout: every subscriber reads every message once, in order; the report adds up", async (t) => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     t.after(() => srv.end());
     const subs = 60;
     const msgs = 25;
@@ -178,7 +179,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("fanout burst over MessagePack with two publishers and two workers", async (t) => {
-    const srv = await startServer(["--out-queue-msgs", "10000"]);
+    const srv = await startServer([...NO_RATE_LIMITS, "--out-queue-msgs", "10000"]);
     t.after(() => srv.end());
     const { code, report: r } = await loadgen("fanout", [
       "--url", srv.url, "--serializer", "msgpack", "--conns", "40", "--publishers", "2",
@@ -194,7 +195,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("rooms: users in rooms, open loop; each room hears only its own", async (t) => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     t.after(() => srv.end());
     const users = 60;
     const rooms = 6;
@@ -216,7 +217,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("presence: every client's view ends up holding every user", async (t) => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     t.after(() => srv.end());
     const users = 50;
     const { code, report: r } = await loadgen("presence", [
@@ -233,7 +234,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("connect: connections held from several source addresses; memory per connection", async (t) => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     t.after(() => srv.end());
     const conns = 300;
     const sources = new Set();
@@ -267,9 +268,9 @@ describe("parley-loadgen against parley", () => {
 
   test("crossnode: published on one node, read on both through Redis", async (t) => {
     const redis = await startRedis();
-    const a = await startServer(["--redis", redis.addr]);
+    const a = await startServer([...NO_RATE_LIMITS, "--redis", redis.addr]);
     t.after(() => a.end());
-    const b = await startServer(["--redis", redis.addr]);
+    const b = await startServer([...NO_RATE_LIMITS, "--redis", redis.addr]);
     t.after(() => b.end());
     await waitFor(async () => (await a.healthz()).peers === 1 && (await b.healthz()).peers === 1, 10000,
       "the two nodes see each other");
@@ -291,7 +292,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("a server that dies under load: closed connections and lost messages are reported", async (t) => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     t.after(() => srv.end());
     const { code, report: r } = await loadgen(
       "fanout",
@@ -314,7 +315,7 @@ describe("parley-loadgen against parley", () => {
   });
 
   test("nothing listening: every connection fails with a connect error", async (t) => {
-    const srv = await startServer();
+    const srv = await startServer(NO_RATE_LIMITS);
     t.after(() => srv.end());
     const url = srv.url;
     await srv.stop();
@@ -323,6 +324,68 @@ describe("parley-loadgen against parley", () => {
     assert.equal(r.errors.connect, 10);
     assert.equal(r.connections.joined, 0);
     assert.match(r.verdict, /0 of 10 connections joined/);
+  });
+});
+
+/** Within what the bucket refills at 10/s while the abuser is connected
+ * (a slow, sanitized build takes a while to refuse a flood). */
+function aboutPer(value, per, count, a) {
+  const slack = Math.ceil(a.connected_s * 10) + count;
+  assert.ok(value >= per * count && value <= per * count + slack, `${value} vs ${per} x ${count}: ${JSON.stringify(a)}`);
+}
+
+describe("--abuse: one abusive connection beside the scenario", () => {
+  // Rooms at 5 msg/s per user, under parley's default limits: the abuser
+  // works on room 0 (10 members) during the measured window and reconnects
+  // 0.3 s after each close; the ordinary clients lose nothing.
+  const rooms = ["--conns", "60", "--rooms", "6", "--rate", "5", "--duration", "2", "--warmup", "0.4",
+    "--workers", "2", "--abuse-reconnect", "0.3"];
+
+  test("flood: refused as rate_limited, closed with 4004 each time; only what it was allowed reached room 0", async () => {
+    const srv = await startServer();
+    const { code, report: r } = await loadgen("rooms", ["--url", srv.url, ...rooms, "--abuse", "flood"]);
+    assert.equal(code, 0, r.verdict);
+    const a = r.abuser;
+    assert.equal(a.kind, "flood");
+    assert.ok(a.connections >= 2 && a.closed_by_server >= 2, JSON.stringify(a));
+    assert.equal(a.close_codes["4004"], a.closed_by_server, "every close was 4004");
+    aboutPer(a.rate_limited, 11, a.closed_by_server, a); // 10 tolerated refusals and the one that closes, each time
+    aboutPer(a.acked, 30, a.upgraded, a); // the default burst of 30, each time
+    assert.equal(a.delivered_to_others, a.acked * 10, "each accepted message reached room 0's 10 members");
+    assert.ok(a.close_after_ms_max < 1000 * SLOW, `closed within a second: ${a.close_after_ms_max} ms`);
+    assert.deepEqual([r.messages.lost, r.messages.duplicated, r.messages.unparseable], [0, 0, 0]);
+    const m = await srv.metrics();
+    assert.equal(m.get("parley_rate_limit_disconnects_total"), a.closed_by_server);
+  });
+
+  test("joinspam: joins refused as rate_limited, closed with 4004", async () => {
+    const srv = await startServer();
+    const { code, report: r } = await loadgen("rooms", ["--url", srv.url, ...rooms, "--abuse", "joinspam"]);
+    assert.equal(code, 0, r.verdict);
+    const a = r.abuser;
+    assert.ok(a.closed_by_server >= 2 && a.close_codes["4004"] === a.closed_by_server, JSON.stringify(a));
+    aboutPer(a.acked, 100, a.upgraded, a); // the default join burst of 100, each time
+    aboutPer(a.rate_limited, 11, a.closed_by_server, a);
+    assert.equal(r.messages.lost, 0);
+  });
+
+  test("slowread: joins every room, never reads, and is cut off as a slow consumer", async () => {
+    const srv = await startServer(["--out-queue-msgs", "20"]);
+    // 3 KB messages at 8/s per user: 2 MB/s for the slow reader to take in,
+    // so that the kernel's send buffer (up to 4 MB) fills within the run.
+    const { code, report: r } = await loadgen("rooms", ["--url", srv.url, ...rooms, "--duration", "4",
+      "--rate", "8", "--payload", "3000", "--abuse", "slowread", "--abuse-reconnect", "-1"]);
+    assert.equal(code, 0, r.verdict);
+    const a = r.abuser;
+    assert.equal(a.connections, 1, "no reconnect with --abuse-reconnect -1");
+    assert.equal(a.sent, 6, "it joined the 6 rooms");
+    // The server cuts it off once its queue passes 20 frames; the TCP
+    // connection itself goes 5 s later (the close frame cannot be written),
+    // which may be after the run.
+    await waitFor(async () => (await srv.metrics()).get("parley_slow_consumer_disconnects_total") === 1,
+      10000 * SLOW, "the slow reader is cut off");
+    assert.ok(a.closed_by_server <= 1, JSON.stringify(a));
+    assert.equal(r.messages.lost, 0);
   });
 });
 

@@ -16,6 +16,7 @@ import {
   PARLEY_BIN,
   RawClient,
   sleep,
+  NO_RATE_LIMITS,
   startServer,
   stopAllServers,
   tcpQueues,
@@ -182,6 +183,7 @@ describe("/metrics", () => {
 describe("shutdown", () => {
   test("SIGTERM: clients get 1001, new connections are refused, exit code 0", async (t) => {
     const server = await startServer([
+      ...NO_RATE_LIMITS,
       "--shutdown-grace", "2",
       "--out-queue-msgs", "1000000",
       "--out-queue-bytes", "268435456",

@@ -386,7 +386,7 @@ describe("MessagePack serializer", () => {
   });
 
   test("large messages (150 KB, --max-frame 200000) reach V2, V1 and msgpack subscribers intact", async (t) => {
-    const big = await startServer(["--max-frame", "200000"]);
+    const big = await startServer(["--max-frame", "200000", "--max-payload", "200000"]);
     t.after(() => big.end());
     const topic = "room:big";
     const clients = { v2: await connectRaw(big, "v2"), v1: await connectRaw(big, "v1"), mp: await connectRaw(big, "msgpack") };

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 
 import { assertOutcome, floodScenario, range, TOPIC } from "./lib/flood.mjs";
-import { connectRaw, startServer, stopAllServers, waitFor } from "./lib/server.mjs";
+import { connectRaw, NO_RATE_LIMITS, startServer, stopAllServers, waitFor } from "./lib/server.mjs";
 
 after(stopAllServers);
 
@@ -54,7 +54,7 @@ describe("slow consumer", () => {
   test("a reading subscriber gets interleaved large and small frames intact and in order", async (t) => {
     // Big and small frames mixed exercise the writer's gathering of frames
     // into one write and its handling of frames that span writes.
-    const server = await startServer(["--max-frame", "300000", "--out-queue-msgs", "100000", "--out-queue-bytes", "67108864"]);
+    const server = await startServer([...NO_RATE_LIMITS, "--max-payload", "300000", "--max-frame", "300000", "--out-queue-msgs", "100000", "--out-queue-bytes", "67108864"]);
     t.after(() => server.end());
     const readers = [await connectRaw(server, "v2"), await connectRaw(server, "msgpack"), await connectRaw(server, "v1")];
     const sender = await connectRaw(server, "v2");

@@ -15,6 +15,7 @@ import {
   connectRaw,
   makeTestCert,
   RawClient,
+  NO_RATE_LIMITS,
   startServer,
   stopAllServers,
   tcpQueues,
@@ -68,7 +69,9 @@ const body = (seq, n) => {
  * queues that may grow far (these tests are about delivery, not limits). */
 async function roomyServer(t) {
   const server = await startServer(
-    ["--max-frame", "1048576", "--out-queue-msgs", "100000", "--out-queue-bytes", "268435456"],
+    // The senders push large frames at machine speed: no rate or payload limits.
+    [...NO_RATE_LIMITS, "--max-payload", "1048576", "--max-frame", "1048576", "--out-queue-msgs", "100000",
+      "--out-queue-bytes", "268435456"],
     { tls: cert },
   );
   t.after(() => server.end());

@@ -29,6 +29,10 @@ int main(void) {
     CHECK("default log level", log_level == LOG_INFO);
     CHECK("TLS off by default", *config.tls_cert == '\0' && *config.tls_key == '\0');
     CHECK("default TLS 1.2 ciphers", strcmp(config.tls_ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20") == 0);
+    CHECK("default rate limits", config.msg_rate == 10 && config.msg_burst == 30 &&
+                                     config.join_rate == 10 && config.join_burst == 100 &&
+                                     config.rate_strikes == 10);
+    CHECK("default max payload", config.max_payload == 8192);
 
     setenv("PARLEY_MAX_CHANNELS", "7", 1);
     setenv("PARLEY_LISTEN", "127.0.0.2:5000", 1);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 
 import { Socket } from "phoenix";
 
-import { connectRaw, startServer, trustingWebSocket, waitFor, WebSocket, withTimeout } from "./server.mjs";
+import { connectRaw, NO_RATE_LIMITS, startServer, trustingWebSocket, waitFor, WebSocket, withTimeout } from "./server.mjs";
 
 export const TOPIC = "room:flood";
 const PAD = "p".repeat(2048); // ~2 KB payloads
@@ -23,7 +23,7 @@ const RSS_LIMIT_KB = 64 * 1024;
  * disconnect (then `extra` more). Returns everything the assertions need.
  */
 export async function floodScenario(t, args, { extra = 300, maxMessages = 25000, tls = null } = {}) {
-  const server = await startServer(args, { tls });
+  const server = await startServer([...NO_RATE_LIMITS, ...args], { tls }); // floods on purpose
   t.after(() => server.end());
 
   const slow = await connectRaw(server, "v2");

@@ -162,6 +162,11 @@ export function parseMetrics(text) {
   return m;
 }
 
+/** Flags that lift the per-socket rate limits (docs/limits.md), for tests
+ * whose clients push at machine speed: far faster than the defaults allow
+ * any one socket, which is the point of them. */
+export const NO_RATE_LIMITS = ["--msg-rate", "0", "--join-rate", "0"];
+
 /** The metrics key of parley_errors_total for one kind. */
 export const errKey = (kind) => `parley_errors_total{kind="${kind}"}`;
 

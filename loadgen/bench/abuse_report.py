@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""abuse_report.py RESULTS -- the tables of the "Abusive clients" section of
+docs/benchmarks.md, from the runs scripts/bench-abuse made (RESULTS/runs.tsv
+and the JSON reports beside it): per scenario and abuser kind, the ordinary
+clients' delivery p99 in every repetition, its median, and the ratio of that
+median to the median without an abuser; then what became of the abuser."""
+import csv
+import json
+import os
+import statistics
+import sys
+
+
+def load(results):
+    runs = {}
+    with open(os.path.join(results, "runs.tsv")) as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            path = os.path.join(results, row["report"])
+            if not os.path.exists(path):
+                continue
+            with open(path) as rf:
+                row["r"] = json.load(rf)
+            runs.setdefault((row["scenario"], row["abuse"]), []).append(row)
+    return runs
+
+
+def fmt(v):
+    return f"{v:.3g}" if v < 100 else f"{v:,.0f}"
+
+
+def p99s(rows, key):
+    out = []
+    for row in rows:
+        r = row["r"]
+        h = r["fanout"]["last_receiver_ms"] if key == "last" else r["latency_ms"]
+        out.append(h["p99"])
+    return out
+
+
+def main():
+    results = sys.argv[1]
+    runs = load(results)
+    scenarios = []
+    for sc, _ in runs:
+        if sc not in scenarios:
+            scenarios.append(sc)
+    for sc in scenarios:
+        kinds = [k for (s, k) in runs if s == sc]
+        keys = [("all", "delivery p99")] + ([("last", "last-receiver p99")] if sc == "fanout" else [])
+        print(f"\n#### {sc}\n")
+        head = "| abuser | " + " | ".join(
+            f"{label}, each run (ms) | median | × none" for _, label in keys
+        ) + " | others' result | load before / other processes' cores during, each run |"
+        print(head)
+        print("|---" * (head.count("|") - 1) + "|")
+        base = {key: statistics.median(p99s(runs[(sc, "none")], key)) for key, _ in keys} if (sc, "none") in runs else {}
+        for k in kinds:
+            rows = runs[(sc, k)]
+            cells = []
+            for key, _ in keys:
+                vals = p99s(rows, key)
+                med = statistics.median(vals)
+                ratio = f"{med / base[key]:.2f}" if base.get(key) else "–"
+                cells.append(f"{' / '.join(fmt(v) for v in vals)} | {fmt(med)} | {ratio}")
+            verdicts = sorted({row["r"]["verdict"] for row in rows})
+            machine = ", ".join(f"{row['load1']} / {row.get('foreign_cores', '?')}" for row in rows)
+            print(f"| {k} | " + " | ".join(cells) + f" | {'; '.join(verdicts)} | {machine} |")
+        print()
+        print("| abuser | connections | closed by the server (codes) | closed after (ms, mean / max) "
+              "| sent | ok | rate_limited | its messages read by the others |")
+        print("|---|---|---|---|---|---|---|---|")
+        for k in kinds:
+            if k == "none":
+                continue
+            rows = runs[(sc, k)]
+            a = [row["r"]["abuser"] for row in rows]
+            n = len(a)
+            codes = {}
+            for x in a:
+                for c, v in x["close_codes"].items():
+                    codes[c] = codes.get(c, 0) + v
+            means = [x["close_after_ms_mean"] for x in a if x["closed_by_server"]]
+            maxes = [x["close_after_ms_max"] for x in a if x["closed_by_server"]]
+            closed = sum(x["closed_by_server"] for x in a)
+            after = f"{statistics.mean(means):.1f} / {max(maxes):.1f}" if means else "not closed in the run"
+            per = lambda f: f"{sum(x[f] for x in a) / n:,.0f}"
+            print(f"| {k} | {per('connections')} | {closed / n:.1f} per run "
+                  f"({', '.join(f'{c}: {v}' for c, v in sorted(codes.items())) or 'none'}) | {after} "
+                  f"| {per('sent')} | {per('acked')} | {per('rate_limited')} | {per('delivered_to_others')} |")
+    any_run = next(iter(runs.values()))[0]["r"]
+    m = any_run["machine"]
+    print(f"\n(per run, averaged over {reps_note(runs)}; machine: {m['cores']} cores, {m['cpu']}, "
+          f"{m['kernel']})")
+
+
+def reps_note(runs):
+    return f"{max(len(v) for v in runs.values())} repetitions"
+
+
+if __name__ == "__main__":
+    main()
