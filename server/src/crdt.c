@@ -499,11 +499,16 @@ typedef struct remote {
     size_t nctx;
 } remote_t;
 
-/* Limits on what one message may ask of us: replicas named in it, and the
- * dots of a delta's range that lies beyond what we have seen (each becomes a
- * cloud entry). A larger gap means we need a full state anyway. */
+/* Limits on what one message may ask of us: replicas named in it, dots in
+ * one replica's cloud, and the dots of delta ranges that lie beyond what we
+ * have seen, all replicas together. Each of those becomes a cloud entry of
+ * ours: 8 bytes of memory (and more in every state we send) for a few bytes
+ * of message, so they are counted per message, not per replica. A real
+ * delta spans one node's changes of 50 ms; a larger gap means we need the
+ * full state anyway, and the caller asks for it. */
 #define MAX_REPLICAS 4096
-#define MAX_DELTA_SPAN (1u << 20)
+#define MAX_CLOUD (1u << 20)
+#define MAX_DELTA_SPAN (1u << 16)
 
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -522,7 +527,7 @@ static int parse_ctx(const char *name, const json_t *v, remote_ctx_t *out) {
     memset(out, 0, sizeof *out);
     if (json_unpack((json_t *)v, "[IIo!]", &from, &clock, &cloud) || from < 0 || clock < from ||
         !json_is_array(cloud) || (from > 0 && (uint64_t)(clock - from) > MAX_DELTA_SPAN) ||
-        json_array_size(cloud) > MAX_DELTA_SPAN)
+        json_array_size(cloud) > MAX_CLOUD)
         return -1;
     out->name = name;
     out->from = (uint64_t)from;
@@ -590,10 +595,30 @@ bad:
     return -1;
 }
 
+/* The dots that merging `rm` would add to our clouds one by one: the parts
+ * of delta ranges past the clock we have of their replica. */
+static uint64_t gap_dots(crdt_t *c, const remote_t *rm) {
+    uint64_t dots = 0;
+    for (size_t k = 0; k < rm->nctx; k++) {
+        const remote_ctx_t *rc = &rm->ctx[k];
+        crdt_replica_t *r = replica_get(c, rc->name, 0);
+        if (r && (r == c->self || r->status == CRDT_PERMDOWN))
+            continue; /* not merged */
+        uint64_t have = r ? r->clock : 0;
+        if (rc->from > have)
+            dots += rc->clock - rc->from;
+    }
+    return dots;
+}
+
 int crdt_merge(crdt_t *c, const json_t *remote) {
     remote_t rm;
     if (parse_remote(remote, &rm))
         return -1;
+    if (gap_dots(c, &rm) > MAX_DELTA_SPAN) {
+        remote_free(&rm);
+        return -1;
+    }
     json_t *entries = json_object_get(remote, "entries");
     uint64_t gen = ++c->generation;
 

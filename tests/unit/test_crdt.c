@@ -1462,6 +1462,11 @@ static void test_malformed(void) {
         "[\"A\",9,1,\"t\",\"w\",{},9]]}",
         "{\"ctx\":{\"A\":[0,9,[]],\"C\":[0,1,[]]},\"entries\":[[\"C\",1,1,\"t\",\"c\",{},0],"
         "[\"A\",10,1,\"t\",\"w\",{},0]]}",
+        /* deltas starting past what we have seen by more than 65536 dots
+         * in all: each would be a cloud entry of ours */
+        "{\"ctx\":{\"C\":[1,65538,[]]},\"entries\":[]}",
+        "{\"ctx\":{\"C\":[1,40000,[]],\"D\":[1,40000,[]]},\"entries\":[]}",
+        "{\"ctx\":{\"A\":[40000,80000,[]],\"C\":[1,40000,[]]},\"entries\":[]}",
     };
     size_t nbad = sizeof bad / sizeof *bad;
     char *before = state_canon(b, 0);
@@ -1526,6 +1531,12 @@ static void test_malformed(void) {
     json_decref(dx);
     crdt_free(x);
     obs_free(&ox);
+    /* a gap of exactly the limit, and a long range that starts within what
+     * we have of A (clock 5): it extends the clock, no cloud */
+    json_t *ok3 = json_loads("{\"ctx\":{\"D\":[1,65537,[]],\"A\":[3,60000,[]]},\"entries\":[]}",
+                             0, NULL);
+    CHECK("valid: deltas 65536 dots past what we have seen", crdt_merge(b, ok3) == 0);
+    json_decref(ok3);
 
     crdt_free(a);
     crdt_free(b);
