@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "crdt.h"
+#include "envelope.h"
 #include "log.h"
 #include "metrics.h"
 #include "presence.h"
@@ -37,8 +38,6 @@
 /* Presence deltas go out this often; heartbeats every HEARTBEAT_S. */
 #define GOSSIP_S 0.05
 #define HEARTBEAT_S 1.0
-/* Cluster messages (a full presence state) may be large. */
-#define ENVELOPE_MAX (64u << 20)
 
 typedef struct shard {
     int index;
@@ -215,11 +214,8 @@ retry:
 
 /* ---- envelopes ---------------------------------------------------------------- */
 
-/* An envelope is the MessagePack five-element array of the wire protocol,
- * reused: [origin node, kind, topic, event, payload]. Kinds: "b" broadcast,
- * "d" presence delta, "h" heartbeat, "x" node leaving, "r" state request,
- * "s" full state. */
-static void publish(shard_t *s, const char *chan, size_t chanlen, const char *kind,
+/* Envelopes (envelope.h) are encoded and decoded by envelope.c. */
+static void publish(shard_t *s, const char *chan, size_t chanlen, envelope_kind_t kind,
                     const char *topic, const char *event, const json_t *payload) {
     if (!s->pub_up || sdslen(s->pub->c.obuf) > PUB_BUFFER_MAX) {
         metrics.redis_dropped++;
@@ -227,14 +223,14 @@ static void publish(shard_t *s, const char *chan, size_t chanlen, const char *ki
     }
     proto_buf_t b;
     proto_buf_init(&b);
-    if (proto_encode(PROTO_MSGPACK, &b, self_id, kind, topic, event, payload) == 0) {
+    if (envelope_encode(&b, self_id, kind, topic, event, payload) == 0) {
         redisAsyncCommand(s->pub, NULL, NULL, "PUBLISH %b %b", chan, chanlen, b.data, b.len);
         metrics.redis_published++;
     }
     proto_buf_free(&b);
 }
 
-static void publish_control(const char *chan, const char *kind, const char *event,
+static void publish_control(const char *chan, envelope_kind_t kind, const char *event,
                             const json_t *payload) {
     publish(control_shard(), chan, strlen(chan), kind, self_id, event, payload);
 }
@@ -260,7 +256,7 @@ void cluster_publish(const char *topic, const char *event, const json_t *payload
         return;
     size_t len = strlen(topic);
     size_t n = topic_chan(topic, len);
-    publish(shard_for(topic, len), chan_buf, n, "b", topic, event, payload);
+    publish(shard_for(topic, len), chan_buf, n, ENVELOPE_BROADCAST, topic, event, payload);
 }
 
 /* ---- presence gossip -------------------------------------------------------------- */
@@ -293,9 +289,9 @@ static void send_state_request(const char *to) {
     if (to) {
         char chan[128];
         snprintf(chan, sizeof chan, CHAN_PREFIX "n:%s", to);
-        publish_control(chan, "r", "state_request", empty);
+        publish_control(chan, ENVELOPE_STATE_REQUEST, "state_request", empty);
     } else {
-        publish_control(CHAN_CLUSTER, "r", "state_request", empty);
+        publish_control(CHAN_CLUSTER, ENVELOPE_STATE_REQUEST, "state_request", empty);
     }
     json_decref(empty);
 }
@@ -308,52 +304,39 @@ static void request_state_from(peer_t *p, double now) {
     send_state_request(p->id);
 }
 
-static void on_peer_message(const char *origin, const char *kind, const json_t *payload) {
+/* A message from another node, other than a broadcast: its effect on the
+ * CRDT is envelope_apply()'s; what follows from it (peers, replies) is ours. */
+static void on_peer_message(const envelope_t *env) {
     crdt_t *c = presence_crdt();
     double now = ev_now(EV_DEFAULT);
-    if (strcmp(kind, "x") == 0) { /* graceful stop: its users leave now */
-        plog(LOG_INFO, "node_left", "node=%s", origin);
-        crdt_replica_permdown(c, origin);
+    int r = envelope_apply(c, env);
+    if (r & ENVELOPE_LEFT) {
+        plog(LOG_INFO, "node_left", "node=%s", env->origin);
         peer_t *p;
-        HASH_FIND_STR(peers, origin, p);
+        HASH_FIND_STR(peers, env->origin, p);
         if (p)
             peer_forget(p);
         return;
     }
-    if (crdt_replica_status(c, origin) == CRDT_PERMDOWN)
-        return; /* a node we gave up on; if it is alive, it restarts as a new one */
-    peer_t *p = peer_get(origin);
+    if (r & ENVELOPE_IGNORED)
+        return;
+    peer_t *p = peer_get(env->origin);
     if (!p)
         return;
     p->last_seen = now;
-    if (crdt_replica_status(c, origin) == CRDT_DOWN) {
-        plog(LOG_INFO, "node_up", "node=%s", origin);
-        crdt_replica_up(c, origin);
-    }
-    if (strcmp(kind, "h") == 0) {
-        if (!crdt_has_seen(c, payload))
-            request_state_from(p, now);
-    } else if (strcmp(kind, "d") == 0) {
-        /* A gap before this delta means we lost one: merge anyway (that is
-         * safe) and fetch the full state to fill it. */
-        json_t *mine = json_object_get(json_object_get(payload, "ctx"), origin);
-        json_int_t from = json_integer_value(json_array_get(mine, 0));
-        json_t *clocks = crdt_clocks(c);
-        json_int_t have = json_integer_value(json_object_get(clocks, origin));
-        json_decref(clocks);
-        if (crdt_merge(c, payload))
-            plog(LOG_WARN, "presence_bad_delta", "node=%s", origin);
-        if (from > have)
-            request_state_from(p, now);
-    } else if (strcmp(kind, "s") == 0) {
-        if (crdt_merge(c, payload))
-            plog(LOG_WARN, "presence_bad_state", "node=%s", origin);
-    } else if (strcmp(kind, "r") == 0) {
+    if (r & ENVELOPE_CAME_UP)
+        plog(LOG_INFO, "node_up", "node=%s", env->origin);
+    if (r & ENVELOPE_MALFORMED)
+        plog(LOG_WARN, env->kind == ENVELOPE_DELTA ? "presence_bad_delta" : "presence_bad_state",
+             "node=%s", env->origin);
+    if (r & ENVELOPE_MISSED)
+        request_state_from(p, now);
+    if (r & ENVELOPE_SEND_STATE) {
         json_t *state = crdt_state(c);
         char chan[128];
-        snprintf(chan, sizeof chan, CHAN_PREFIX "n:%s", origin);
+        snprintf(chan, sizeof chan, CHAN_PREFIX "n:%s", env->origin);
         if (state)
-            publish_control(chan, "s", "state", state);
+            publish_control(chan, ENVELOPE_STATE, "state", state);
         json_decref(state);
     }
 }
@@ -382,14 +365,14 @@ static void on_gossip(struct ev_loop *loop, ev_timer *w, int revents) {
     double now = ev_now(loop);
     json_t *delta = crdt_take_delta(c);
     if (delta) {
-        publish_control(CHAN_CLUSTER, "d", "delta", delta);
+        publish_control(CHAN_CLUSTER, ENVELOPE_DELTA, "delta", delta);
         json_decref(delta);
     }
     if (now - last_heartbeat >= HEARTBEAT_S) {
         last_heartbeat = now;
         json_t *clocks = crdt_clocks(c);
         if (clocks)
-            publish_control(CHAN_CLUSTER, "h", "heartbeat", clocks);
+            publish_control(CHAN_CLUSTER, ENVELOPE_HEARTBEAT, "heartbeat", clocks);
         json_decref(clocks);
         check_peers(now);
     }
@@ -405,27 +388,24 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv) {
         reply->element[2]->type != REDIS_REPLY_STRING)
         return; /* subscribe / unsubscribe confirmations */
     const redisReply *data = reply->element[2];
-    proto_limits_t lim = {.max_message = ENVELOPE_MAX, .max_topic = 65536};
-    proto_msg_t m;
-    int rc = proto_decode(PROTO_MSGPACK, (const uint8_t *)data->str, data->len, &lim, &m);
-    if (rc != PROTO_OK || !m.join_ref || !m.ref) {
-        if (rc == PROTO_OK || rc == PROTO_ETOPIC || rc == PROTO_EEVENT || rc == PROTO_EPAYLOAD)
-            proto_msg_free(&m);
+    envelope_t env;
+    int rc = envelope_decode((const uint8_t *)data->str, data->len, &env);
+    if (rc) {
         metrics.redis_bad_envelopes++;
         plog(LOG_WARN, "redis_bad_envelope", "err=\"%s\"", proto_strerror(rc));
         return;
     }
     metrics.redis_received++;
-    if (strcmp(m.join_ref, self_id) != 0) { /* our own echo is ignored */
-        if (strcmp(m.ref, "b") == 0) {
-            topic_t *t = topics_find(m.topic, m.topic_len);
+    if (strcmp(env.origin, self_id) != 0) { /* our own echo is ignored */
+        if (env.kind == ENVELOPE_BROADCAST) {
+            topic_t *t = topics_find(env.topic, env.topic_len);
             if (t)
-                topics_broadcast(t, m.event, m.payload);
+                topics_broadcast(t, env.event, env.payload);
         } else {
-            on_peer_message(m.join_ref, m.ref, m.payload);
+            on_peer_message(&env);
         }
     }
-    proto_msg_free(&m);
+    envelope_free(&env);
 }
 
 /* ---- lifecycle and health ------------------------------------------------------------ */
@@ -478,7 +458,7 @@ void cluster_shutdown(void) {
     /* Tell the others we are going, so that our users leave everywhere at
      * once rather than after the down period. */
     json_t *empty = json_object();
-    publish_control(CHAN_CLUSTER, "x", "leaving", empty);
+    publish_control(CHAN_CLUSTER, ENVELOPE_LEAVING, "leaving", empty);
     json_decref(empty);
     stopping = 1;
     ev_timer_stop(EV_DEFAULT, &gossip_timer);

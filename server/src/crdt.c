@@ -73,54 +73,51 @@ static int ctx_has(const crdt_replica_t *r, uint64_t clock) {
     return lo < r->ncloud && r->cloud[lo] == clock;
 }
 
-/* Adds one dot to r's context, keeping the cloud sorted and compact. */
-static int ctx_add(crdt_replica_t *r, uint64_t clock) {
-    if (ctx_has(r, clock))
+/* Adds to r's context the dots (from, to] and the sorted dots cloud[0..n)
+ * (duplicates allowed), keeping the cloud sorted and compact. One pass over
+ * our cloud and the new dots, however they interleave: inserting them one by
+ * one would cost O(cloud) each. The part of the range past our clock is
+ * bounded by the caller (MAX_DELTA_SPAN). */
+static int ctx_merge(crdt_replica_t *r, uint64_t from, uint64_t to, const uint64_t *cloud,
+                     size_t n) {
+    if (from <= r->clock && to > r->clock)
+        r->clock = to; /* the range extends the contiguous part */
+    uint64_t lo = from > r->clock ? from : r->clock; /* the rest of the range: (lo, to] */
+    size_t nrange = to > lo ? (size_t)(to - lo) : 0;
+    size_t cap = r->ncloud + nrange + n, k = 0, i = 0, j = 0;
+    if (cap == 0)
         return 0;
-    if (clock == r->clock + 1) {
-        r->clock = clock;
-        size_t k = 0; /* compaction: absorb the cloud's contiguous head */
-        while (k < r->ncloud && r->cloud[k] == r->clock + 1)
-            r->clock = r->cloud[k++];
-        if (k) {
-            memmove(r->cloud, r->cloud + k, (r->ncloud - k) * sizeof *r->cloud);
-            r->ncloud -= k;
-        }
-        return 0;
-    }
-    if (u64_push(&r->cloud, &r->ncloud, &r->capcloud, clock))
+    uint64_t *out = malloc(cap * sizeof *out), next = lo + 1;
+    if (!out)
         return -1;
-    size_t i = r->ncloud - 1; /* insertion into sorted position */
-    while (i > 0 && r->cloud[i - 1] > clock) {
-        r->cloud[i] = r->cloud[i - 1];
-        i--;
+    for (;;) { /* merge three sorted sequences, dropping duplicates */
+        uint64_t d = UINT64_MAX;
+        if (i < r->ncloud && r->cloud[i] < d)
+            d = r->cloud[i];
+        if (next <= to && nrange && next < d)
+            d = next;
+        if (j < n && cloud[j] < d)
+            d = cloud[j];
+        if (d == UINT64_MAX)
+            break;
+        while (i < r->ncloud && r->cloud[i] == d)
+            i++;
+        if (nrange && next == d && next <= to)
+            next++;
+        while (j < n && cloud[j] == d)
+            j++;
+        if (d > r->clock && (k == 0 || out[k - 1] != d))
+            out[k++] = d;
     }
-    r->cloud[i] = clock;
-    return 0;
-}
-
-/* Adds the dots (from, to] to r's context. */
-static int ctx_add_range(crdt_replica_t *r, uint64_t from, uint64_t to) {
-    if (from <= r->clock) {
-        if (to > r->clock) {
-            /* Extends the contiguous part; drop cloud dots now covered. */
-            r->clock = to;
-            size_t k = 0;
-            while (k < r->ncloud && r->cloud[k] <= r->clock + 1) {
-                if (r->cloud[k] == r->clock + 1)
-                    r->clock++;
-                k++;
-            }
-            if (k) { /* the cloud may be NULL: no memmove(NULL, ...) */
-                memmove(r->cloud, r->cloud + k, (r->ncloud - k) * sizeof *r->cloud);
-                r->ncloud -= k;
-            }
-        }
-        return 0;
-    }
-    for (uint64_t d = from + 1; d <= to; d++)
-        if (ctx_add(r, d))
-            return -1;
+    size_t head = 0; /* compaction: absorb the contiguous head */
+    while (head < k && out[head] == r->clock + 1)
+        r->clock = out[head++];
+    memmove(out, out + head, (k - head) * sizeof *out);
+    free(r->cloud);
+    r->cloud = k - head ? out : NULL;
+    r->ncloud = r->capcloud = k - head;
+    if (!r->cloud)
+        free(out);
     return 0;
 }
 
@@ -499,11 +496,16 @@ typedef struct remote {
     size_t nctx;
 } remote_t;
 
-/* Limits on what one message may ask of us: replicas named in it, and the
- * dots of a delta's range that lies beyond what we have seen (each becomes a
- * cloud entry). A larger gap means we need a full state anyway. */
+/* Limits on what one message may ask of us: replicas named in it, dots in
+ * one replica's cloud, and the dots of delta ranges that lie beyond what we
+ * have seen, all replicas together. Each of those becomes a cloud entry of
+ * ours: 8 bytes of memory (and more in every state we send) for a few bytes
+ * of message, so they are counted per message, not per replica. A real
+ * delta spans one node's changes of 50 ms; a larger gap means we need the
+ * full state anyway, and the caller asks for it. */
 #define MAX_REPLICAS 4096
-#define MAX_DELTA_SPAN (1u << 20)
+#define MAX_CLOUD (1u << 20)
+#define MAX_DELTA_SPAN (1u << 16)
 
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -522,7 +524,7 @@ static int parse_ctx(const char *name, const json_t *v, remote_ctx_t *out) {
     memset(out, 0, sizeof *out);
     if (json_unpack((json_t *)v, "[IIo!]", &from, &clock, &cloud) || from < 0 || clock < from ||
         !json_is_array(cloud) || (from > 0 && (uint64_t)(clock - from) > MAX_DELTA_SPAN) ||
-        json_array_size(cloud) > MAX_DELTA_SPAN)
+        json_array_size(cloud) > MAX_CLOUD)
         return -1;
     out->name = name;
     out->from = (uint64_t)from;
@@ -548,11 +550,15 @@ static int remote_has(const remote_ctx_t *rc, uint64_t clock) {
     return rc->ncloud && bsearch(&clock, rc->cloud, rc->ncloud, sizeof clock, cmp_u64);
 }
 
+static int cmp_ctx_name(const void *a, const void *b) {
+    return strcmp(((const remote_ctx_t *)a)->name, ((const remote_ctx_t *)b)->name);
+}
+
+/* The context of a replica in the message (sorted by name: a message may
+ * have millions of entries and thousands of replicas). */
 static const remote_ctx_t *remote_find(const remote_t *rm, const char *name) {
-    for (size_t i = 0; i < rm->nctx; i++)
-        if (strcmp(rm->ctx[i].name, name) == 0)
-            return &rm->ctx[i];
-    return NULL;
+    remote_ctx_t key = {.name = name};
+    return rm->nctx ? bsearch(&key, rm->ctx, rm->nctx, sizeof key, cmp_ctx_name) : NULL;
 }
 
 /* Parses and validates the whole message before anything is touched. */
@@ -570,6 +576,8 @@ static int parse_remote(const json_t *remote, remote_t *rm) {
         if (parse_ctx(name, v, &rm->ctx[rm->nctx++]))
             goto bad;
     }
+    if (rm->nctx)
+        qsort(rm->ctx, rm->nctx, sizeof *rm->ctx, cmp_ctx_name);
     size_t i;
     json_t *e;
     json_array_foreach(entries, i, e) {
@@ -590,10 +598,30 @@ bad:
     return -1;
 }
 
+/* The dots that merging `rm` would add to our clouds one by one: the parts
+ * of delta ranges past the clock we have of their replica. */
+static uint64_t gap_dots(crdt_t *c, const remote_t *rm) {
+    uint64_t dots = 0;
+    for (size_t k = 0; k < rm->nctx; k++) {
+        const remote_ctx_t *rc = &rm->ctx[k];
+        crdt_replica_t *r = replica_get(c, rc->name, 0);
+        if (r && (r == c->self || r->status == CRDT_PERMDOWN))
+            continue; /* not merged */
+        uint64_t have = r ? r->clock : 0;
+        if (rc->from > have)
+            dots += rc->clock - rc->from;
+    }
+    return dots;
+}
+
 int crdt_merge(crdt_t *c, const json_t *remote) {
     remote_t rm;
     if (parse_remote(remote, &rm))
         return -1;
+    if (gap_dots(c, &rm) > MAX_DELTA_SPAN) {
+        remote_free(&rm);
+        return -1;
+    }
     json_t *entries = json_object_get(remote, "entries");
     uint64_t gen = ++c->generation;
 
@@ -642,9 +670,7 @@ int crdt_merge(crdt_t *c, const json_t *remote) {
                     entry_remove(c, e, 1);
             }
         }
-        ctx_add_range(r, rc->from, rc->clock);
-        for (size_t j = 0; j < rc->ncloud; j++)
-            ctx_add(r, rc->cloud[j]);
+        ctx_merge(r, rc->from, rc->clock, rc->cloud, rc->ncloud);
     }
     remote_free(&rm);
     return 0;

@@ -110,7 +110,9 @@ json_t *crdt_take_delta(crdt_t *c);
 /* Everything this replica knows. */
 json_t *crdt_state(crdt_t *c);
 /* Merges a delta or a full state from another replica. Returns 0, or -1 if
- * `remote` is malformed (then nothing was changed). */
+ * `remote` is malformed or beyond the limits of one message (more than 4096
+ * replicas, a cloud of more than 2^20 dots, deltas that start more than
+ * 65536 dots in all past what we have seen; then nothing was changed). */
 int crdt_merge(crdt_t *c, const json_t *remote);
 
 /* The per-replica clocks of the context, {"replica": clock}: what a heartbeat

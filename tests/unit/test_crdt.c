@@ -1462,6 +1462,11 @@ static void test_malformed(void) {
         "[\"A\",9,1,\"t\",\"w\",{},9]]}",
         "{\"ctx\":{\"A\":[0,9,[]],\"C\":[0,1,[]]},\"entries\":[[\"C\",1,1,\"t\",\"c\",{},0],"
         "[\"A\",10,1,\"t\",\"w\",{},0]]}",
+        /* deltas starting past what we have seen by more than 65536 dots
+         * in all: each would be a cloud entry of ours */
+        "{\"ctx\":{\"C\":[1,65538,[]]},\"entries\":[]}",
+        "{\"ctx\":{\"C\":[1,40000,[]],\"D\":[1,40000,[]]},\"entries\":[]}",
+        "{\"ctx\":{\"A\":[40000,80000,[]],\"C\":[1,40000,[]]},\"entries\":[]}",
     };
     size_t nbad = sizeof bad / sizeof *bad;
     char *before = state_canon(b, 0);
@@ -1526,6 +1531,12 @@ static void test_malformed(void) {
     json_decref(dx);
     crdt_free(x);
     obs_free(&ox);
+    /* a gap of exactly the limit, and a long range that starts within what
+     * we have of A (clock 5): it extends the clock, no cloud */
+    json_t *ok3 = json_loads("{\"ctx\":{\"D\":[1,65537,[]],\"A\":[3,60000,[]]},\"entries\":[]}",
+                             0, NULL);
+    CHECK("valid: deltas 65536 dots past what we have seen", crdt_merge(b, ok3) == 0);
+    json_decref(ok3);
 
     crdt_free(a);
     crdt_free(b);
@@ -1628,6 +1639,45 @@ static void test_cost(void) {
     obs_free(&oa);
     obs_free(&ob);
     obs_free(&oc);
+
+    /* Clouds: 500,000 seen dots of replica D above a gap, then 500,000 below
+     * them, and a message naming 4096 replicas with 200,000 entries. Dot by
+     * dot insertion or a linear search of the replicas would take hours. */
+    crdt_t *e = crdt_new("E", NULL, NULL);
+    json_t *high = json_array(), *low = json_array();
+    for (json_int_t k = 1; k <= 500000; k++) {
+        json_array_append_new(high, json_integer(2 * k + 2000000));
+        json_array_append_new(low, json_integer(2 * k + 10));
+    }
+    t0 = now();
+    json_t *msg1 = json_pack("{s:{s:[i,i,o]},s:[]}", "ctx", "D", 0, 1, high, "entries");
+    json_t *msg2 = json_pack("{s:{s:[i,i,o]},s:[]}", "ctx", "D", 0, 1, low, "entries");
+    rc = crdt_merge(e, msg1) | crdt_merge(e, msg2);
+    double t_cloud = now() - t0;
+    json_decref(msg1);
+    json_decref(msg2);
+    json_t *ctx = json_object(), *ents = json_array();
+    char name[16];
+    for (int k = 0; k < 4096; k++) {
+        snprintf(name, sizeof name, "R%d", k);
+        json_object_set_new(ctx, name, json_pack("[i,i,[]]", 0, 50));
+    }
+    for (int k = 0; k < 200000; k++) {
+        snprintf(name, sizeof name, "R%d", k % 4096);
+        json_array_append_new(ents, json_pack("[s,i,i,s,s,{},i]", name, k / 4096 + 1, k,
+                                              "room:e", "e", 0));
+    }
+    json_t *msg3 = json_pack("{s:o,s:o}", "ctx", ctx, "entries", ents);
+    t0 = now();
+    rc |= crdt_merge(e, msg3);
+    double t_wide = now() - t0;
+    json_decref(msg3);
+    printf("# cost: two 500,000-dot clouds %.3f s, 200,000 entries of 4096 replicas %.3f s\n",
+           t_cloud, t_wide);
+    CHECKF("cost: large clouds and many replicas merge in under 5 s",
+           rc == 0 && t_cloud < 5.0 && t_wide < 5.0 && crdt_entries(e) == 200000,
+           "%.3f s, %.3f s", t_cloud, t_wide);
+    crdt_free(e);
 }
 
 /* Memory: what one presence entry costs the server besides its meta, as
