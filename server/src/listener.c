@@ -245,10 +245,6 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents) {
                 plog(LOG_WARN, "accept_failed", "err=\"%s\"", strerror(errno));
             return;
         }
-        /* Our writes are already gathered per socket; Nagle would only hold
-         * the next one back until the peer's ACK. */
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (sniff_auth)
             sniff_start(loop, fd);
         else
@@ -284,6 +280,10 @@ int listener_start(const char *host, int port, int reuseport, struct lws_vhost *
         return -1;
     }
     freeaddrinfo(res);
+    /* Our writes are already gathered per socket; Nagle would only hold the
+     * next one back until the peer's ACK. Linux gives accepted sockets the
+     * listener's TCP_NODELAY, which saves a system call per connection. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (sniff_auth) {
         int defer_s = 3;
         setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof defer_s);
