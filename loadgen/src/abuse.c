@@ -190,9 +190,7 @@ void abuser_main(int wake_fd) {
     if (O.abuse == AB_SLOWREAD)
         ws_rcvbuf = 4096; /* the kernel keeps little for it either */
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    static char wake_tag;
-    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &wake_tag};
-    epoll_ctl(ep, EPOLL_CTL_ADD, wake_fd, &wev);
+    ws_watch_wake(ep, wake_fd);
     ws_init(ep, &ops);
     ab.ws.fd = -1;
     struct epoll_event evs[16];
@@ -226,19 +224,9 @@ void abuser_main(int wake_fd) {
                 wait_ns = next - now;
         }
         struct timespec ts = {(time_t)(wait_ns / 1000000000u), (long)(wait_ns % 1000000000u)};
-        int n = epoll_pwait2(ep, evs, 16, &ts, NULL);
-        if (n < 0 && errno != EINTR) {
+        if (ws_poll(ep, wake_fd, evs, 16, &ts) < 0) {
             perror("epoll_pwait2");
             _exit(1);
-        }
-        for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr == &wake_tag) {
-                uint64_t v;
-                if (read(wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
-                    _exit(1);
-                continue;
-            }
-            ws_event(evs[i].data.ptr, evs[i].events);
         }
     }
     if (ab.state != A_WAIT && ab.state != A_DONE)

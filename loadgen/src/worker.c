@@ -545,9 +545,7 @@ void worker_main(int w, int wake_fd) {
     if (msg_times)
         my_times = msg_times + (size_t)w * (size_t)O.nurls * nmessages * 2;
     ep = epoll_create1(EPOLL_CLOEXEC);
-    static char wake_tag;
-    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &wake_tag};
-    epoll_ctl(ep, EPOLL_CTL_ADD, wake_fd, &wev);
+    ws_watch_wake(ep, wake_fd);
     ws_init(ep, &ops);
 
     int total = total_conns();
@@ -703,19 +701,9 @@ void worker_main(int w, int wake_fd) {
             ts.tv_sec = (time_t)((next - now) / 1000000000u);
             ts.tv_nsec = (long)((next - now) % 1000000000u);
         }
-        int n = epoll_pwait2(ep, evs, 512, &ts, NULL);
-        if (n < 0 && errno != EINTR) {
+        if (ws_poll(ep, wake_fd, evs, 512, &ts) < 0) {
             perror("epoll_pwait2");
             exit(1);
-        }
-        for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr == &wake_tag) {
-                uint64_t v;
-                if (read(wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
-                    exit(1);
-                continue;
-            }
-            ws_event(evs[i].data.ptr, evs[i].events);
         }
     }
     account_losses();

@@ -463,3 +463,26 @@ void ws_event(ws_conn_t *c, uint32_t events) {
     if (c->state != WS_DEAD && c->state != WS_FREE && (events & EPOLLOUT))
         ws_flush(c);
 }
+
+static char wake_tag; /* epoll data of the wake eventfd: not a connection */
+
+void ws_watch_wake(int epfd, int wake_fd) {
+    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &wake_tag};
+    epoll_ctl(epfd, EPOLL_CTL_ADD, wake_fd, &wev);
+}
+
+int ws_poll(int epfd, int wake_fd, struct epoll_event *evs, int max, const struct timespec *ts) {
+    int n = epoll_pwait2(epfd, evs, max, ts, NULL);
+    if (n < 0)
+        return errno == EINTR ? 0 : -1;
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr == &wake_tag) {
+            uint64_t v;
+            if (read(wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+                return -1;
+            continue;
+        }
+        ws_event(evs[i].data.ptr, evs[i].events);
+    }
+    return 0;
+}

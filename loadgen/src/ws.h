@@ -12,6 +12,8 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
+#include <time.h>
 
 /* Why a connection ended (the error kinds of the report). */
 enum ws_end {
@@ -66,6 +68,12 @@ void ws_flush(ws_conn_t *c);
 void ws_send(ws_conn_t *c, const void *data, size_t len); /* queue + flush */
 /* Handles epoll events for c. */
 void ws_event(ws_conn_t *c, uint32_t events);
+/* A process's event loop step: waits on epoll epfd up to *ts for at most max
+ * events, hands connection events to ws_event, and drains the eventfd
+ * wake_fd (registered with ws_watch_wake) when the parent signals it.
+ * Returns -1 if epoll fails. */
+void ws_watch_wake(int epfd, int wake_fd);
+int ws_poll(int epfd, int wake_fd, struct epoll_event *evs, int max, const struct timespec *ts);
 /* Closes without a handshake (the run is over); on_end(WS_END_LOCAL). */
 void ws_close(ws_conn_t *c);
 /* Stops reading from c (paused = 1), as a client that has stopped reading
