@@ -49,9 +49,16 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
  *    no I/O left to handle, and that is when we write; or FLUSH_MAX_DEFER
  *    seconds after the first frame was queued, so a busy server still
  *    delivers promptly;
- *  - after a flush that took D seconds, the next one waits until D has
- *    passed (at most FLUSH_MAX_WAIT), so writing takes at most about half
- *    the loop's time and frames that arrive meanwhile share writes.
+ *  - when the loop is saturated (it never waited with nothing to write since
+ *    the last flush), a flush that took D seconds is followed by a pause of
+ *    D/2 (at most FLUSH_MAX_WAIT) before the next: reading keeps at least a
+ *    third of the loop's time, and frames that arrive meanwhile share
+ *    writes, so an overloaded server spends less per delivery. A loop with
+ *    time to spare writes at once: pausing would add latency and save
+ *    nothing. (A pause of D would be neutral: under a steady load the
+ *    flushes would grow to FLUSH_MAX_WAIT and stay there, adding up to
+ *    100 ms to every delivery of a server only half busy with writing; with
+ *    D/2 they shrink back unless writing needs two thirds of the loop.)
  * A message to a quiet server is written in the next loop iteration (libev
  * polls without blocking while the idle watcher is active). */
 #define FLUSH_MAX_DEFER 0.005
@@ -62,6 +69,9 @@ static ev_idle flush_idle;
 static ev_timer flush_timer;
 static double flush_first_queued; /* 0: nothing deferred yet */
 static double flush_not_before;
+static ev_check wait_check;
+static double wait_started;  /* 0: the loop is not waiting with nothing to write */
+static double waited_idle;   /* seconds spent so since the last flush */
 
 static void flush_now(struct ev_loop *loop) {
     ev_idle_stop(loop, &flush_idle);
@@ -71,8 +81,9 @@ static void flush_now(struct ev_loop *loop) {
     session_flush();
     ev_now_update(loop); /* timers are relative to the loop's cached time */
     double t1 = ev_now(loop);
-    double d = t1 - t0;
-    flush_not_before = t1 + (d < FLUSH_MAX_WAIT ? d : FLUSH_MAX_WAIT);
+    double pause = (t1 - t0) / 2;
+    flush_not_before = waited_idle > 0 ? 0 : t1 + (pause < FLUSH_MAX_WAIT ? pause : FLUSH_MAX_WAIT);
+    waited_idle = 0;
 }
 
 static void on_flush_idle(struct ev_loop *loop, ev_idle *w, int revents) {
@@ -83,8 +94,22 @@ static void on_flush_timer(struct ev_loop *loop, ev_timer *w, int revents) {
     flush_now(loop);
 }
 
+/* The loop's wait (libev's poll) runs between the prepare and the check
+ * watchers; a wait with nothing queued to write is time to spare. */
+static void on_wait_end(struct ev_loop *loop, ev_check *w, int revents) {
+    if (wait_started > 0) {
+        waited_idle += ev_now(loop) - wait_started;
+        wait_started = 0;
+    }
+}
+
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
-    if (!session_flush_pending() || ev_is_active(&flush_timer))
+    if (!session_flush_pending()) {
+        ev_now_update(loop);
+        wait_started = ev_now(loop);
+        return;
+    }
+    if (ev_is_active(&flush_timer))
         return;
     double now = ev_time();
     if (flush_first_queued == 0)
@@ -322,6 +347,8 @@ int main(int argc, char **argv) {
     ev_timer_init(&flush_timer, on_flush_timer, 0., 0.);
     ev_prepare_init(&flush_watcher, on_prepare);
     ev_prepare_start(loop, &flush_watcher);
+    ev_check_init(&wait_check, on_wait_end);
+    ev_check_start(loop, &wait_check);
     ev_timer_init(&sweep_timer, on_sweep, 1.0, 1.0);
     ev_timer_start(loop, &sweep_timer);
     ev_signal_init(&sigterm_watcher, on_signal, SIGTERM);
@@ -339,6 +366,7 @@ int main(int argc, char **argv) {
     ev_timer_stop(loop, &sweep_timer);
     ev_timer_stop(loop, &stop_timer);
     ev_prepare_stop(loop, &flush_watcher);
+    ev_check_stop(loop, &wait_check);
     ev_idle_stop(loop, &flush_idle);
     ev_timer_stop(loop, &flush_timer);
     ev_signal_stop(loop, &sigterm_watcher);
