@@ -3,7 +3,9 @@
 
 Reads every run in a results directory written by scripts/bench: NAME.json
 (the parley-loadgen report), NAME.csv (its per-second figures) and NAME.meta
-(key=value lines on how the run went), where NAME is SCENARIO.SERVER. Prints
+(key=value lines on how the run went), where NAME is SCENARIO.SERVER, or
+SCENARIO.SERVER.rN for the Nth of repeated runs (the median one stands for
+SCENARIO.SERVER). Prints
 one table per scenario with parley and the floor side by side, then a
 "target ... measured ... met/missed" line for each of the issue's targets,
 computed from the numbers. With --doc it writes that as the generated section
@@ -15,6 +17,7 @@ none, so hand-written text is kept) and draws the plots into --plots.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -40,6 +43,7 @@ class Run:
 
     def __init__(self, results, name):
         self.name = name
+        self.repeats = [self]  # with repeated runs: all of them, in run order
         self.csv = os.path.join(results, name + ".csv")
         with open(os.path.join(results, name + ".json")) as f:
             self.report = json.load(f)
@@ -82,6 +86,29 @@ class Run:
         units, window = self.num("cpu", "units"), self.num("cpu", "window_s")
         # A window of years is an unset end time, not a measurement.
         return units / window if units and window and window < 1e6 else None
+
+    def rate(self):
+        """The run's headline rate: connections/s for connect, else per_s()."""
+        if self.get("scenario") == "connect":
+            return self.num("connections", "per_s")
+        return self.per_s()
+
+
+def take_medians(runs):
+    """Replaces each group of repeated runs NAME.rN in runs by NAME, the run
+    of median rate (the lower middle one of an even count), which keeps the
+    whole group in .repeats."""
+    groups = {}
+    for name in list(runs):
+        m = re.fullmatch(r"(.+)\.r(\d+)", name)
+        if m:
+            groups.setdefault(m.group(1), []).append((int(m.group(2)), runs.pop(name)))
+    for base, members in groups.items():
+        in_order = [r for _, r in sorted(members, key=lambda m: m[0])]
+        by_rate = sorted(in_order, key=lambda r: r.rate() or 0)
+        median = by_rate[(len(by_rate) - 1) // 2]
+        median.repeats = in_order
+        runs[base] = median
 
 
 # ---- formatting ----------------------------------------------------------------
@@ -165,6 +192,13 @@ def row_errors(r):
     return ", ".join(f"{k} {v}" for k, v in bad.items()) or "none"
 
 
+def row_repeats(r):
+    if len(r.repeats) < 2:
+        return None
+    return " · ".join(("**" + rate(x.rate()) + "**") if x is r else rate(x.rate())
+                      for x in r.repeats) + f" (median of {len(r.repeats)} in bold)"
+
+
 def row_result(r):
     cell = r.get("verdict") or "?"
     rc = r.meta.get("loadgen_rc", "0")
@@ -176,6 +210,7 @@ ROWS = [
      lambda r: f"{count(r.num('connections', 'joined'))} / {count(r.num('connections', 'opened'))}"),
     ("connect + join rate", lambda r: rate(r.num("connections", "per_s"))
      if r.get("scenario") == "connect" else None),
+    ("every run, in order", row_repeats),
     ("connect (to 101) p50 / p99 / max",
      lambda r: hist_text(r.hist("connections", "connect_ms"), ("p50", "p99", "max"))
      if r.get("scenario") == "connect" else None),
@@ -242,9 +277,13 @@ def targets(runs):
 
     out = []
     if "connect.parley" in runs:
-        out.append(ratio_target("connect", "connect + join rate ≥ 0.8 × the floor's",
-                                get("connect.parley", "connections", "per_s"),
-                                get("connect.floor", "connections", "per_s"), rate, 0.8, True))
+        t = ratio_target("connect", "connect + join rate ≥ 0.8 × the floor's",
+                         get("connect.parley", "connections", "per_s"),
+                         get("connect.floor", "connections", "per_s"), rate, 0.8, True)
+        n = len(runs["connect.parley"].repeats)
+        if n > 1:
+            t = (t[0], t[1], t[2].replace(":", f" (medians of {n} runs each):", 1), t[3])
+        out.append(t)
         out.append(abs_target("connect", "server RSS per connection ≤ 2 KiB (2,048 B)",
                               get("connect.parley", "server_bytes_per_connection"),
                               lambda b: f"{b:,.0f} B", 2048))
@@ -287,12 +326,13 @@ def verdict(met):
 def checks(runs, results):
     """What casts doubt on a run's figures, and runs that left no report."""
     notes = []
+    every = {x.name: x for r in runs.values() for x in r.repeats}
     for f in sorted(os.listdir(results)):
         name = f[:-len(".meta")]
-        if f.endswith(".meta") and name not in runs:
+        if f.endswith(".meta") and name not in every:
             rc = Run.read_meta(os.path.join(results, f)).get("loadgen_rc", "?")
             notes.append(f"{name}: no report (loadgen exit {rc}; see {name}.out in the results)")
-    for name, r in runs.items():
+    for name, r in every.items():
         if r.get("ok") is not True or r.meta.get("loadgen_rc", "0") != "0":
             notes.append(f"{name}: {row_result(r)}; errors: {row_errors(r)}")
         server, loadgen = r.num("cpu", "server_us_per_unit"), r.num("cpu", "loadgen_us_per_unit")
@@ -402,6 +442,52 @@ def describe(scenario, r):
     return ""
 
 
+def sweep(runs):
+    """The rooms runs at each rate per user (the standard one and the
+    rooms-sweep-NNN ones), as Markdown lines, lightest load first."""
+    rates = {}
+    for name, r in runs.items():
+        m = re.fullmatch(r"(rooms|rooms-sweep-\d+)\.(parley|floor)", name)
+        if m and (r.get("params") or {}).get("rate") is not None:
+            rates.setdefault(r.get("params")["rate"], {})[m.group(2)] = r
+    if len(rates) < 2:
+        return []
+
+    def p99(r):
+        h = r and r.hist("latency_ms")
+        return h and h.get("p99")
+
+    def cells(r):
+        if r is None:
+            return ["—", "—"]
+        return [hist_text(r.hist("latency_ms"), ("p50", "p99")) or "—",
+                us(r.num("cpu", "server_us_per_unit"))]
+
+    def holds(label):
+        kind = label.split()[-1]
+        ok = [rt for rt, by in rates.items() if p99(by.get(kind)) is not None and p99(by.get(kind)) <= 5]
+        bad = [rt for rt, by in rates.items() if p99(by.get(kind)) is not None and p99(by.get(kind)) > 5]
+        top = max((rt for rt in ok if not any(b < rt for b in bad)), default=None)
+        if top is None:
+            return f"{label} at none of these loads"
+        by = rates[top][kind]
+        return f"{label} up to {top:g} msg/s per user ({rate(by.per_s())[:-2]} deliveries/s)"
+
+    out = ["#### The same rooms at other loads", "",
+           "The rooms run again with each user sending fewer messages per second, to show "
+           "the load up to which the p99 target holds, for parley and the floor alike.", "",
+           "| msg/s per user | deliveries/s | parley p50 / p99 | parley server CPU per delivery "
+           "| floor p50 / p99 | floor server CPU per delivery |",
+           "|---|---|---|---|---|---|"]
+    for rt in sorted(rates):
+        by = rates[rt]
+        any_run = by.get("parley") or by.get("floor")
+        out.append(f"| {rt:g} | {rate(any_run.per_s())[:-2]} | " +
+                   " | ".join(cells(by.get("parley")) + cells(by.get("floor"))) + " |")
+    out += ["", "p99 ≤ 5 ms holds: " + "; ".join(holds(k) for k in ("parley", "the floor")) + ".", ""]
+    return out
+
+
 def markdown(runs, args, plot_files, plot_link):
     first = next(iter(runs.values()))
     m = first.get("machine") or {}
@@ -452,6 +538,8 @@ def markdown(runs, args, plot_files, plot_link):
             if s == scenario:
                 out.append(f"- target: {t}; measured: {v}: {verdict(met)}")
         out.append("")
+        if scenario == "rooms":
+            out += sweep(runs)
 
     notes = checks(runs, args.results)
     if notes:
@@ -489,6 +577,7 @@ def main():
     names = sorted(f[:-5] for f in os.listdir(args.results)
                    if f.endswith(".json") and os.path.getsize(os.path.join(args.results, f)))
     runs = {n: Run(args.results, n) for n in names}
+    take_medians(runs)
     if not runs:
         sys.exit(f"report.py: no reports in {args.results}")
     plot_files, link = [], ""
