@@ -12,7 +12,8 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 
 import { signJwt } from "./lib/jwt.mjs";
-import { connectRaw, RawClient, sleep, startServer, stopAllServers, upgradeStatus, wsUrl } from "./lib/server.mjs";
+import { phoenixSocket } from "./lib/phoenix.mjs";
+import { connectRaw, RawClient, sleep, startServer, stopAllServers, upgradeStatus, waitFor, wsUrl } from "./lib/server.mjs";
 
 after(stopAllServers);
 
@@ -133,6 +134,27 @@ describe("a flooder with a token is banned as its user", () => {
     const m = await srv.metrics();
     assert.equal(m.get(BANS), 1, "only the user was banned");
     assert.equal(m.get("parley_rate_limit_disconnects_total"), 2);
+  });
+});
+
+describe("phoenix.js", () => {
+  test("with its own backoff, it is refused while banned, then reconnects and rejoins by itself", async (t) => {
+    const srv = await server(t, ["--abuse-ban", "1"]);
+    // phoenix.js' default backoff: 10, 50, 100, 150, 200, 250, 500, 1000 ms...
+    const socket = await phoenixSocket(t, srv, { reconnectAfterMs: undefined, rejoinAfterMs: undefined });
+    const closes = [];
+    socket.onClose((e) => closes.push(e.code));
+    const channel = socket.channel("room:penalty", {});
+    await new Promise((resolve, reject) => channel.join().receive("ok", resolve).receive("error", reject));
+    const start = Date.now();
+    for (let i = 0; i < 12; i++) channel.push("spam", { i });
+    await waitFor(() => closes.length > 1 && socket.isConnected() && channel.state === "joined", 5000, "reconnected and rejoined");
+    const back = Date.now() - start;
+    assert.equal(closes[0], 4004);
+    assert.ok(back >= 950 && back < 3000, `back after ${back} ms`);
+    const refused = (await srv.metrics()).get(BANNED);
+    assert.ok(refused >= 3 && refused === closes.length - 1, `${refused} refusals, closes ${closes}`);
+    assert.equal((await srv.metrics()).get("parley_connections"), 1);
   });
 });
 
