@@ -15,8 +15,8 @@
  * gets the longest ban again. Forgotten entries are dropped lazily, from the
  * oldest, on every penalty_record() and penalty_remaining(): no timer.
  *
- * Memory is bounded: at most `capacity` entries (PENALTY_MAX_ENTRIES, ~110
- * bytes each); when the table is full, the entry with the oldest last
+ * Memory is bounded: at most `capacity` entries (PENALTY_MAX_ENTRIES, a
+ * 112-byte allocation each); when the table is full, the entry with the oldest last
  * offence (the next one to be forgotten anyway) is dropped for the new one.
  *
  * Pure apart from penalty_identify(), which reads the socket's peer
