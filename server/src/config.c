@@ -10,7 +10,9 @@
 
 config_t config;
 
-enum opt_type { OPT_STR, OPT_INT, OPT_LIST }; /* a list flag may be repeated */
+/* A list flag may be repeated; a boolean is yes or no (or 1 or 0), kept as a
+ * long 1 or 0. */
+enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_BOOL };
 
 typedef struct option_row {
     const char *name;       /* flag without the leading "--" */
@@ -122,6 +124,20 @@ static const option_row_t options[] = {
     {"max-payload", "PARLEY_MAX_PAYLOAD", OPT_INT, F(max_payload), "8192", 2, 1048576,
      "largest chat message payload in bytes of JSON; over it: error reply payload_too_large, "
      "no broadcast"},
+    /* Reconnect penalties (penalty.h; docs/limits.md says why these
+     * defaults). A first offence costs a client that tripped the limit once
+     * a couple of seconds (phoenix.js' backoff reaches 2 s by its 9th
+     * retry); a flooder reconnecting at once reaches 5 minutes within ten
+     * offences. */
+    {"abuse-ban", "PARLEY_ABUSE_BAN", OPT_INT, F(abuse_ban), "2", 0, 86400,
+     "seconds a client closed with 4004 (its token's user, else its address) may not reconnect "
+     "(HTTP 429); doubled for each further offence; 0: no bans"},
+    {"abuse-ban-max", "PARLEY_ABUSE_BAN_MAX", OPT_INT, F(abuse_ban_max), "300", 1, 86400,
+     "longest ban; an identity with no offence for twice this long is forgotten"},
+    {"abuse-ban-addresses", "PARLEY_ABUSE_BAN_ADDRESSES", OPT_BOOL, F(abuse_ban_addresses),
+     "yes", 0, 1,
+     "yes: ban clients without a token by address (IPv6: by /64); no: only users with tokens "
+     "(set no behind a reverse proxy, where every client has the proxy's address)"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -148,6 +164,16 @@ static int set_option(const option_row_t *o, const char *value, const char *sour
             return -1;
         free(*(char **)field);
         *(char **)field = copy;
+        return 0;
+    }
+    if (o->type == OPT_BOOL) {
+        int yes = strcmp(value, "yes") == 0 || strcmp(value, "1") == 0;
+        if (!yes && strcmp(value, "no") != 0 && strcmp(value, "0") != 0) {
+            fprintf(stderr, "parley: %s: --%s must be yes or no, not \"%s\"\n", source, o->name,
+                    value);
+            return -1;
+        }
+        *(long *)field = yes;
         return 0;
     }
     char *end;
@@ -230,6 +256,11 @@ int config_load(int argc, char **argv) {
     log_level = lvl;
     if (!*config.tls_cert != !*config.tls_key) {
         fprintf(stderr, "parley: --tls-cert and --tls-key go together: set both, or neither\n");
+        return -1;
+    }
+    if (config.abuse_ban && config.abuse_ban_max < config.abuse_ban) {
+        fprintf(stderr, "parley: --abuse-ban-max (%ld) must be at least --abuse-ban (%ld)\n",
+                config.abuse_ban_max, config.abuse_ban);
         return -1;
     }
     if (!strrchr(config.listen, ':')) {

@@ -43,6 +43,9 @@ typedef struct config {
     long join_burst;        /* phx_join one socket may send at once */
     long rate_strikes;      /* refused messages owed before a socket is closed (4004) */
     long max_payload;       /* bytes of a chat message's payload, JSON-encoded */
+    long abuse_ban;         /* seconds a 4004 close bans its identity from upgrades (0: off) */
+    long abuse_ban_max;     /* longest ban, doubling from abuse_ban with each offence */
+    long abuse_ban_addresses; /* 1: ban connections without a token by address */
 } config_t;
 
 extern config_t config;

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "penalty.h"
 #include "transport.h"
 
 typedef struct pending {
@@ -20,6 +21,9 @@ static pending_t *table;
 static long table_size;
 
 int gate_init(long fd_limit) {
+    if (penalty_configure(config.abuse_ban, config.abuse_ban_max,
+                          (int)config.abuse_ban_addresses, PENALTY_MAX_ENTRIES))
+        return -1; /* config_load() checked the settings */
     table_size = fd_limit > 0 ? fd_limit : 1024;
     table = calloc((size_t)table_size, sizeof *table);
     return table ? 0 : -1;
@@ -38,6 +42,7 @@ void gate_shutdown(void) {
     free(table);
     table = NULL;
     table_size = 0;
+    penalty_clear();
 }
 
 static pending_t *slot(int fd) {
@@ -75,6 +80,66 @@ static int refuse(struct lws *wsi, reject_kind_t kind, unsigned status, const ch
          reject_kind_name(kind), log_quote(detail ? detail : "", q, sizeof q));
     lws_return_http_status(wsi, status, reason);
     return 1;
+}
+
+/* Sends `status` with a Retry-After header of `seconds` and `reason` as a
+ * plain-text body, as lws_return_http_status() sends its statuses (which
+ * take no extra header); falls back on that if the head does not fit. */
+static void send_retry_after(struct lws *wsi, unsigned status, const char *reason, long seconds) {
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
+    char body[160], length[24], retry[24];
+    int bl = snprintf(body, sizeof body, "%s; retry after %ld s\n", reason, seconds);
+    int ll = snprintf(length, sizeof length, "%d", bl);
+    int rl = snprintf(retry, sizeof retry, "%ld", seconds);
+    if (lws_add_http_header_status(wsi, status, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                     (const unsigned char *)"text/plain", 10, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                     (const unsigned char *)length, ll, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
+                                    (const unsigned char *)retry, rl, &p, end) ||
+        lws_finalize_http_header(wsi, &p, end) || end - p < bl) {
+        lws_return_http_status(wsi, status, reason);
+        return;
+    }
+    memcpy(p, body, (size_t)bl);
+    p += bl;
+    lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP);
+}
+
+/* 1 (and HTTP 429) if the upgrade's identity (id's user, else the peer's
+ * address) is banned for a close with 4004 (penalty.h). A banned client
+ * may retry in a loop, so the log line is rate-limited. */
+static int banned(struct lws *wsi, const auth_identity_t *id) {
+    penalty_key_t k;
+    char who[128], q[96];
+    if (penalty_identify(&k, id, lws_get_socket_fd(wsi), who, sizeof who))
+        return 0;
+    double left = penalty_remaining(&k, penalty_now());
+    if (left <= 0)
+        return 0;
+    long seconds = (long)left;
+    if ((double)seconds < left)
+        seconds++; /* rounded up: a retry at Retry-After is not refused */
+    metrics.rejected[REJ_BANNED]++;
+    plog_limited(LOG_INFO, "upgrade_refused", "status=429 reason=%s detail=%s retry_after=%ld",
+                 reject_kind_name(REJ_BANNED), log_quote(who, q, sizeof q), seconds);
+    send_retry_after(wsi, 429, "banned for exceeding rate limits", seconds);
+    return 1;
+}
+
+void gate_penalize(struct lws *wsi, const auth_identity_t *id) {
+    penalty_key_t k;
+    char who[128], q[96];
+    if (penalty_identify(&k, id, lws_get_socket_fd(wsi), who, sizeof who))
+        return;
+    unsigned offences = 0;
+    double ban = penalty_record(&k, penalty_now(), &offences);
+    if (ban <= 0)
+        return;
+    metrics.abuse_bans++;
+    plog_limited(LOG_WARN, "abuse_ban", "who=%s offences=%u ban_s=%.0f",
+                 log_quote(who, q, sizeof q), offences, ban);
 }
 
 static int origin_allowed(struct lws *wsi) {
@@ -134,6 +199,31 @@ static int find_token(struct lws *wsi, char *out, size_t size) {
     return 0;
 }
 
+/* The upgrade's token, verified: 0 with *id the identity it grants (NULL
+ * when there is none), or 1 when a refusal was sent. */
+static int verify_token(struct lws *wsi, auth_identity_t **id) {
+    /* Without keys there are no tokens: a token parameter some client
+     * passes anyway is the application's business, not ours. */
+    if (auth_nkeys() == 0)
+        return 0;
+    char token[AUTH_TOKEN_MAX + 1];
+    int tl = find_token(wsi, token, sizeof token);
+    if (tl == 0 && strcmp(config.auth, "required") == 0)
+        return refuse(wsi, REJ_TOKEN_MISSING, HTTP_STATUS_FORBIDDEN, "token required", NULL);
+    if (tl == 0)
+        return 0;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    auth_err_t e = tl < 0 ? AUTH_EMALFORMED
+                          : auth_verify(token, (size_t)tl, (double)tv.tv_sec + tv.tv_usec / 1e6,
+                                        (double)config.auth_leeway, id);
+    if (e != AUTH_OK)
+        return refuse(wsi, e == AUTH_EEXPIRED || e == AUTH_ENOTYET ? REJ_TOKEN_EXPIRED
+                                                                   : REJ_TOKEN_INVALID,
+                      HTTP_STATUS_FORBIDDEN, auth_err_text(e), NULL);
+    return 0;
+}
+
 int gate_admit(struct lws *wsi) {
     char uri[256];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
@@ -152,26 +242,13 @@ int gate_admit(struct lws *wsi) {
                       "Sec-WebSocket-Protocol too long: pass the token as the token "
                       "parameter, not as authToken",
                       NULL);
-    /* Without keys there are no tokens: a token parameter some client
-     * passes anyway is the application's business, not ours. */
-    if (auth_nkeys() == 0)
-        return 0;
-    char token[AUTH_TOKEN_MAX + 1];
-    int tl = find_token(wsi, token, sizeof token);
-    if (tl == 0 && strcmp(config.auth, "required") == 0)
-        return refuse(wsi, REJ_TOKEN_MISSING, HTTP_STATUS_FORBIDDEN, "token required", NULL);
-    if (tl == 0)
-        return 0;
     auth_identity_t *id = NULL;
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    auth_err_t e = tl < 0 ? AUTH_EMALFORMED
-                          : auth_verify(token, (size_t)tl, (double)tv.tv_sec + tv.tv_usec / 1e6,
-                                        (double)config.auth_leeway, &id);
-    if (e != AUTH_OK)
-        return refuse(wsi, e == AUTH_EEXPIRED || e == AUTH_ENOTYET ? REJ_TOKEN_EXPIRED
-                                                                   : REJ_TOKEN_INVALID,
-                      HTTP_STATUS_FORBIDDEN, auth_err_text(e), NULL);
+    if (verify_token(wsi, &id) || banned(wsi, id)) {
+        auth_identity_free(id);
+        return 1;
+    }
+    if (!id)
+        return 0;
     if (config.max_conns_per_user &&
         auth_user_count(id->tenant, id->user, 0) >= config.max_conns_per_user) {
         char q[96];

@@ -1,7 +1,8 @@
 /* gate.h -- admission of WebSocket upgrades, before the 101 response:
  * the socket path, --max-connections, the Origin allow-list, the token
- * (auth.c) and --max-conns-per-user. A refused upgrade gets an HTTP status
- * (404, 403 or 503) with a one-line reason, a log line and a counter.
+ * (auth.c), the reconnect penalty of clients closed for abuse (penalty.c)
+ * and --max-conns-per-user. A refused upgrade gets an HTTP status (400, 403,
+ * 404, 429 or 503) with a one-line reason, a log line and a counter.
  *
  * What the token granted is handed from the upgrade to the session through
  * a table indexed by socket descriptor: lws frees the HTTP request's
@@ -13,13 +14,21 @@
 
 struct lws;
 
-/* Sizes the descriptor table. 0 or -1 if out of memory. */
+/* Sizes the descriptor table and sets the penalty policy from config. 0 or
+ * -1 if out of memory. */
 int gate_init(long fd_limit);
+/* Frees the table and every penalty. */
 void gate_shutdown(void);
 
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 to let the upgrade proceed, 1 when a
  * refusal was sent. */
 int gate_admit(struct lws *wsi);
+
+/* The open WebSocket wsi, whose identity is id (NULL: none), is being
+ * closed with 4004: bans that identity (id's user if it came from a token,
+ * else the peer's address) from new upgrades for a while (penalty.h), with
+ * a log line and a count. Its other open connections are not touched. */
+void gate_penalize(struct lws *wsi, const auth_identity_t *id);
 
 /* The identity gate_admit() verified for this connection (the caller owns
  * it), or NULL: no token was given. */

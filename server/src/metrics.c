@@ -40,6 +40,7 @@ static const char *const reject_names[REJ_NKINDS] = {
     [REJ_TOKEN_EXPIRED] = "token_expired",
     [REJ_USER_LIMIT] = "user_limit",
     [REJ_PROTOCOL_HEADER] = "protocol_header",
+    [REJ_BANNED] = "banned",
 };
 
 const char *reject_kind_name(reject_kind_t kind) {
@@ -70,6 +71,10 @@ static const metric_row_t rows[] = {
     {"parley_rate_limit_disconnects_total", "counter",
      "Sockets closed for sending on past their rate limits (close 4004).",
      &metrics.disconnects_rate},
+    {"parley_abuse_bans_total", "counter",
+     "Reconnect bans imposed on the identity of a socket closed with 4004 (HTTP 429 until they "
+     "end).",
+     &metrics.abuse_bans},
     {"parley_log_suppressed_total", "counter",
      "Log lines not written because one kind of line came too often.", &metrics.log_suppressed},
     {"parley_joins_total", "counter", "Successful topic joins.", &metrics.joins_total},

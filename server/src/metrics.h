@@ -45,6 +45,7 @@ typedef enum reject_kind {
     REJ_TOKEN_EXPIRED,      /* 403: exp passed or nbf not reached */
     REJ_USER_LIMIT,         /* 403: --max-conns-per-user */
     REJ_PROTOCOL_HEADER,    /* 400: a protocol header lws cannot take (authToken over TLS) */
+    REJ_BANNED,             /* 429: banned after a close for abuse (penalty.h) */
     REJ_NKINDS
 } reject_kind_t;
 
@@ -54,6 +55,7 @@ typedef struct metrics {
     uint64_t disconnects_idle;
     uint64_t disconnects_slow;
     uint64_t disconnects_rate;      /* closed for sending past their rate limits (4004) */
+    uint64_t abuse_bans;            /* bans imposed for those closes (penalty.h) */
     uint64_t log_suppressed;        /* log lines not written: too many of one kind */
     uint64_t joins_total;
     uint64_t leaves_total;

@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "cluster.h"
 #include "config.h"
+#include "gate.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -394,7 +395,8 @@ static void push_close(session_t *s, channel_t *ch) {
  * bucket, every other message (heartbeats included) from the message
  * bucket. A message over its bucket's limit is not processed: it gets an
  * error reply "rate_limited" (if it has a ref), and a client that keeps
- * sending into an empty bucket is closed with 4004. */
+ * sending into an empty bucket is closed with 4004, after which its
+ * identity may not reconnect for a while (gate_penalize). */
 static rate_limit_t msg_limit, join_limit;
 
 int session_limits_init(void) {
@@ -429,6 +431,7 @@ static int over_rate(session_t *s, const proto_msg_t *m, int ok) {
         metrics.disconnects_rate++;
         plog_limited(LOG_WARN, "rate_limit_exceeded", "conn=%llu kind=%s close=%d",
                      (unsigned long long)s->id, err_kind_name(kind), CLOSE_RATE_LIMITED);
+        gate_penalize(s->wsi, s->ident); /* no reconnecting at once for a fresh burst */
         session_close(s, CLOSE_RATE_LIMITED, "rate limit exceeded");
     }
     return 1;

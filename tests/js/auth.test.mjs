@@ -27,6 +27,7 @@ import {
   sleep,
   startServer,
   stopAllServers,
+  upgradeStatus,
   waitFor,
   WebSocket,
   withTimeout,
@@ -45,29 +46,6 @@ const rejected = (reason) => `parley_upgrades_rejected_total{reason="${reason}"}
 
 const withToken = (server, token, format = "v2") =>
   wsUrl(server, format, `token=${encodeURIComponent(token)}`);
-
-/** The HTTP status an upgrade got: 101 when it opened. */
-async function upgradeStatus(url, { headers = {}, protocols } = {}) {
-  return withTimeout(
-    new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, protocols, { headers, perMessageDeflate: false });
-      ws.once("open", () => {
-        ws.terminate();
-        resolve(101);
-      });
-      ws.once("unexpected-response", (_req, res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (d) => (body += d));
-        res.on("end", () => resolve({ status: res.statusCode, body }));
-        ws.on("error", () => {});
-      });
-      ws.once("error", (e) => reject(e));
-    }),
-    WAIT,
-    `upgrade of ${url}`,
-  );
-}
 
 /** Connects phoenix.js with opts (e.g. authToken) and resolves the open socket. */
 async function phoenixConnect(t, server, opts) {

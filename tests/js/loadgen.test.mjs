@@ -341,12 +341,15 @@ function aboutPer(value, per, count, a, least = count) {
 describe("--abuse: one abusive connection beside the scenario", () => {
   // Rooms at 5 msg/s per user, under parley's default limits: the abuser
   // works on room 0 (10 members) during the measured window and reconnects
-  // 0.3 s after each close; the ordinary clients lose nothing.
+  // 0.3 s after each close; the ordinary clients lose nothing. These tests
+  // count what each of its connections costs, so the reconnect penalty,
+  // which would refuse most of them (tests/js/penalty.test.mjs), is off.
+  const NO_BANS = ["--abuse-ban", "0"];
   const rooms = ["--conns", "60", "--rooms", "6", "--rate", "5", "--duration", "2", "--warmup", "0.4",
     "--workers", "2", "--abuse-reconnect", "0.3"];
 
   test("flood: refused as rate_limited, closed with 4004 each time; only what it was allowed reached room 0", async () => {
-    const srv = await startServer();
+    const srv = await startServer(NO_BANS);
     const { code, report: r } = await loadgen("rooms", ["--url", srv.url, ...rooms, "--abuse", "flood"]);
     assert.equal(code, 0, r.verdict);
     const a = r.abuser;
@@ -363,7 +366,7 @@ describe("--abuse: one abusive connection beside the scenario", () => {
   });
 
   test("joinspam: joins refused as rate_limited, closed with 4004", async () => {
-    const srv = await startServer();
+    const srv = await startServer(NO_BANS);
     const { code, report: r } = await loadgen("rooms", ["--url", srv.url, ...rooms, "--abuse", "joinspam"]);
     assert.equal(code, 0, r.verdict);
     const a = r.abuser;

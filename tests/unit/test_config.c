@@ -33,6 +33,8 @@ int main(void) {
                                      config.join_rate == 10 && config.join_burst == 100 &&
                                      config.rate_strikes == 10);
     CHECK("default max payload", config.max_payload == 8192);
+    CHECK("default reconnect penalty", config.abuse_ban == 2 && config.abuse_ban_max == 300 &&
+                                           config.abuse_ban_addresses == 1);
 
     setenv("PARLEY_MAX_CHANNELS", "7", 1);
     setenv("PARLEY_LISTEN", "127.0.0.2:5000", 1);
@@ -72,6 +74,23 @@ int main(void) {
     setenv("PARLEY_IDLE_TIMEOUT", "-5", 1);
     CHECK("bad env value refused", load(1, none) == -1);
     unsetenv("PARLEY_IDLE_TIMEOUT");
+
+    const char *no_addr[] = {"parley", "--abuse-ban-addresses", "no", "--abuse-ban", "0"};
+    CHECK("yes/no option: no", load(5, no_addr) == 0 && config.abuse_ban_addresses == 0 &&
+                                   config.abuse_ban == 0);
+    setenv("PARLEY_ABUSE_BAN_ADDRESSES", "0", 1);
+    const char *yes_addr[] = {"parley", "--abuse-ban-addresses=yes"};
+    CHECK("yes/no option: 0 from the environment", load(1, none) == 0 &&
+                                                     config.abuse_ban_addresses == 0);
+    CHECK("yes/no option: a flag's yes beats it", load(2, yes_addr) == 0 &&
+                                                      config.abuse_ban_addresses == 1);
+    unsetenv("PARLEY_ABUSE_BAN_ADDRESSES");
+    const char *maybe[] = {"parley", "--abuse-ban-addresses", "maybe"};
+    CHECK("yes/no option: anything else refused", load(3, maybe) == -1);
+    const char *short_max[] = {"parley", "--abuse-ban", "60", "--abuse-ban-max", "30"};
+    CHECK("--abuse-ban-max below --abuse-ban refused", load(5, short_max) == -1);
+    const char *off_short_max[] = {"parley", "--abuse-ban", "0", "--abuse-ban-max", "1"};
+    CHECK("... unless bans are off", load(5, off_short_max) == 0);
 
     FILE *f = tmpfile();
     config_usage(f);

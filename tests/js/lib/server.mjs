@@ -342,9 +342,10 @@ export async function startServer(args = [], { timeoutMs = 10000, env = {}, tls 
  * (JSON objects, no vsn) or "msgpack" (vsn=2.0.0&serializer=msgpack); `ca`
  * (PEM) is the one certificate a wss:// connection trusts. Each recorded
  * message is {join_ref, ref, topic, event, payload, raw, binary}.
+ * `localAddress` (e.g. "127.0.0.2") is the address it connects from.
  */
 export class RawClient {
-  constructor(url, { format = "v2", ca = null } = {}) {
+  constructor(url, { format = "v2", ca = null, localAddress = null } = {}) {
     this.format = format;
     this.url = url;
     this.messages = [];
@@ -352,7 +353,11 @@ export class RawClient {
     this.waiters = [];
     this.refCounter = 0;
     this.closeInfo = null;
-    this.ws = new WebSocket(url, { perMessageDeflate: false, ...(ca ? { ca } : {}) });
+    this.ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      ...(ca ? { ca } : {}),
+      ...(localAddress ? { localAddress } : {}),
+    });
     this.ws.binaryType = "nodebuffer";
     this.closedPromise = new Promise((resolve) => {
       this.ws.on("close", (code, reason) => {
@@ -539,6 +544,31 @@ export class RawClient {
   terminate() {
     this.ws.terminate();
   }
+}
+
+/** What the upgrade of `url` got: 101 when it opened (the socket is then
+ * closed at once), else {status, body, headers} of the HTTP refusal.
+ * `localAddress` is the address to connect from. */
+export async function upgradeStatus(url, { headers = {}, protocols, localAddress, timeoutMs = 5000 } = {}) {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, protocols, { headers, perMessageDeflate: false, ...(localAddress ? { localAddress } : {}) });
+      ws.once("open", () => {
+        ws.terminate();
+        resolve(101);
+      });
+      ws.once("unexpected-response", (_req, res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode, body, headers: res.headers }));
+        ws.on("error", () => {});
+      });
+      ws.once("error", (e) => reject(e));
+    }),
+    timeoutMs,
+    `upgrade of ${url}`,
+  );
 }
 
 /** URL query for a raw client format. */
