@@ -113,7 +113,8 @@ static void send_retry_after(struct lws *wsi, unsigned status, const char *reaso
 static int banned(struct lws *wsi, const auth_identity_t *id) {
     penalty_key_t k;
     char who[128], q[96];
-    if (penalty_identify(&k, id, lws_get_socket_fd(wsi), who, sizeof who))
+    /* With nobody remembered, no lookup and no getpeername() per upgrade. */
+    if (penalty_count() == 0 || penalty_identify(&k, id, lws_get_socket_fd(wsi), who, sizeof who))
         return 0;
     double left = penalty_remaining(&k, penalty_now());
     if (left <= 0)
