@@ -282,14 +282,28 @@ static void peer_forget(peer_t *p) {
     free(p);
 }
 
+/* The channel only node `id` reads: 0, or -1 (and a log line) for an id too
+ * long to name one, which cut short would name another node's. Parley's
+ * own ids are 15 characters; a longer one comes from something else
+ * publishing on the cluster's channels. */
+static int node_channel(char *out, size_t size, const char *id) {
+    int n = snprintf(out, size, CHAN_PREFIX "n:%s", id);
+    if (n < 0 || (size_t)n >= size) {
+        metrics.redis_bad_envelopes++;
+        plog_limited(LOG_WARN, "cluster_bad_node_id", "length=%zu", strlen(id));
+        return -1;
+    }
+    return 0;
+}
+
 /* Asks node `to` (or every node, when NULL) for its full state. */
 static void send_state_request(const char *to) {
     json_t *empty = json_object();
     metrics.presence_syncs++;
     if (to) {
         char chan[128];
-        snprintf(chan, sizeof chan, CHAN_PREFIX "n:%s", to);
-        publish_control(chan, ENVELOPE_STATE_REQUEST, "state_request", empty);
+        if (node_channel(chan, sizeof chan, to) == 0)
+            publish_control(chan, ENVELOPE_STATE_REQUEST, "state_request", empty);
     } else {
         publish_control(CHAN_CLUSTER, ENVELOPE_STATE_REQUEST, "state_request", empty);
     }
@@ -334,8 +348,7 @@ static void on_peer_message(const envelope_t *env) {
     if (r & ENVELOPE_SEND_STATE) {
         json_t *state = crdt_state(c);
         char chan[128];
-        snprintf(chan, sizeof chan, CHAN_PREFIX "n:%s", env->origin);
-        if (state)
+        if (state && node_channel(chan, sizeof chan, env->origin) == 0)
             publish_control(chan, ENVELOPE_STATE, "state", state);
         json_decref(state);
     }

@@ -13,6 +13,7 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 
+import { encode as mpEncode } from "@msgpack/msgpack";
 import { Presence, Socket } from "phoenix";
 
 import {
@@ -654,5 +655,29 @@ describe("cluster", () => {
         throw new Error(`client ${i}: ${e.message} from client ${from}`);
       });
     }
+  });
+
+  test("a state request from a node id too long to name a channel: counted and logged, not answered on a cut name; the node keeps serving", async (t) => {
+    const redis = await redisFor(t);
+    const [A] = await startCluster(t, 1, [redis]);
+    const before = await metric(A, "parley_redis_bad_envelopes_total");
+    // An envelope as nodes publish them (MessagePack [origin, kind, topic,
+    // event, payload]); Parley's own node ids are 15 characters at most.
+    const origin = "n" + "x".repeat(300);
+    const receivers = await redis.command(
+      "PUBLISH",
+      "parley:cluster",
+      Buffer.from(mpEncode([origin, "r", "x", "state_request", {}])),
+    );
+    assert.equal(receivers, 1, "the node reads the cluster channel");
+    await waitFor(
+      async () => (await metric(A, "parley_redis_bad_envelopes_total")) === before + 1,
+      WAIT,
+      "the request is counted as bad",
+    );
+    assert.match(A.stderr(), /event=cluster_bad_node_id length=301/);
+    const c = await rawClient(t, A);
+    await joinOk(c, "room:after");
+    assert.equal((await A.healthz()).cluster, "ok");
   });
 });

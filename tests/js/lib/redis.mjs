@@ -56,11 +56,11 @@ export function freePort() {
 
 // ---- RESP ----------------------------------------------------------------------
 
-/** One command as a RESP array of bulk strings. */
+/** One command as a RESP array of bulk strings (a Buffer goes as it is). */
 export function encodeCommand(args) {
   const parts = [`*${args.length}\r\n`];
   for (const a of args) {
-    const b = Buffer.from(String(a), "utf8");
+    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a), "utf8");
     parts.push(`$${b.length}\r\n`, b, "\r\n");
   }
   return Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : Buffer.from(p, "utf8"))));
