@@ -1550,6 +1550,9 @@ static void test_malformed(void) {
 
 static void test_cost(void) {
     enum { N = 100000, OPS = 10000 };
+    /* These catch a quadratic cost (minutes), not a slow machine: a
+     * sanitized build on loaded cores gets five times the time. */
+    double budget = getenv("PARLEY_SANITIZED") ? 10.0 : 2.0;
     obs_t oa = {0}, ob = {0};
     crdt_t *a = crdt_new("A", on_change, &oa), *b = crdt_new("B", on_change, &ob);
     json_t *m = jmeta("{s:s}", "status", "here");
@@ -1571,7 +1574,7 @@ static void test_cost(void) {
     CHECK("cost: 100k entries merged", rc == 0 && crdt_entries(b) == N && ob.joins == N);
     printf("# cost: %d joins %.3f s, take_delta of %d %.3f s, merge of it %.3f s\n", N, t_join, N,
            t_take, t_merge_big);
-    CHECKF("cost: a 100k-entry delta is taken in well under 2 s", t_take < 2.0, "%.3f s", t_take);
+    CHECKF("cost: a 100k-entry delta is taken in well under 2 s (10 s sanitized)", t_take < budget, "%.3f s", t_take);
 
     /* OPS single-op deltas into B, which holds N of A's entries */
     obs_reset(&ob);
@@ -1608,7 +1611,7 @@ static void test_cost(void) {
     CHECK("cost: single-op merges accepted", bad == 0);
     CHECK("cost: a single-op merge reports at most two changes", max_reports <= 2);
     CHECK("cost: states agree", crdt_entries(a) == crdt_entries(b));
-    CHECKF("cost: 10000 single-op merges into 100k entries in under 2 s", t_ops < 2.0,
+    CHECKF("cost: 10000 single-op merges into 100k entries in under 2 s (10 s sanitized)", t_ops < budget,
            "%.3f s", t_ops);
 
     /* and from a third replica, whose entries B does not hold */
@@ -1622,7 +1625,7 @@ static void test_cost(void) {
         json_decref(d);
     }
     double t_c = now() - t0;
-    CHECKF("cost: 10000 single-op deltas of another replica in under 2 s", t_c < 2.0 && bad == 0,
+    CHECKF("cost: 10000 single-op deltas of another replica in under 2 s (10 s sanitized)", t_c < budget && bad == 0,
            "%.3f s", t_c);
     /* a full state of the big replica into B again: no news, no reports */
     obs_reset(&ob);
