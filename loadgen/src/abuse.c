@@ -212,7 +212,8 @@ void abuser_main(int wake_fd) {
                 ab.state = A_CONNECTING;
                 ab.t_first = 0;
                 A->conns++;
-                ws_open(&ab.ws, targets, 0, 0);
+                char token[CONN_TOKEN_MAX];
+                ws_open(&ab.ws, targets, 0, 0, conn_token("abuser", token, sizeof token));
             }
             if (ab.state == A_ABUSING && O.abuse != AB_SLOWREAD) {
                 abuse_more(now);

@@ -6,6 +6,7 @@
 #define LOADGEN_H
 
 #include "hist.h"
+#include "token.h"
 #include "ws.h"
 
 #include <stdint.h>
@@ -44,6 +45,9 @@ typedef struct opts {
     int track;              /* fanout: messages tracked for first/last receiver */
     int abuse;              /* enum abuse: one extra, abusive connection */
     double abuse_reconnect; /* seconds before it reconnects once closed; < 0: never */
+    int tokens;             /* --token-key given: each connection gets a token */
+    token_key_t token_key;
+    const char *token_tenant; /* the tokens' tenant claim; NULL: none */
 } opts_t;
 
 /* --abuse: what the one extra connection does (abuse.c). */
@@ -123,6 +127,9 @@ extern uint64_t nmessages;  /* fanout: messages in the schedule */
 int total_conns(void);
 int conn_target(int index);
 const char *scenario_topic(int index, char *buf, size_t len);
+/* The token of user "loadgen-WHO" (--token-key), or NULL without one. */
+const char *conn_token(const char *who, char *buf, size_t len);
+#define CONN_TOKEN_MAX 1024
 
 void worker_main(int w, int wake_fd);
 /* The abusive connection's process (--abuse). */

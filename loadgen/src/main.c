@@ -66,6 +66,19 @@ const char *scenario_topic(int index, char *buf, size_t len) {
     return buf;
 }
 
+const char *conn_token(const char *who, char *buf, size_t len) {
+    if (!O.tokens)
+        return NULL;
+    char sub[64];
+    snprintf(sub, sizeof sub, "loadgen-%s", who);
+    /* a day: longer than any run, shorter than forever */
+    if (token_mint(buf, len, &O.token_key, sub, O.token_tenant, (long)time(NULL) + 86400) < 0) {
+        fprintf(stderr, "parley-loadgen: cannot make a token (--token-key too long?)\n");
+        exit(1);
+    }
+    return buf;
+}
+
 /* ---- options ----------------------------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -114,7 +127,11 @@ static void usage(FILE *f) {
 "                       them), joinspam (phx_join likewise) or slowread (joins the\n"
 "                       topics, up to 100, and never reads); see docs/loadgen.md\n"
 "  --abuse-reconnect S  seconds before the abuser reconnects once the server closed\n"
-"                       it [1; -1: never]\n");
+"                       it [1; -1: never]\n"
+"  --token-key KEY      for a server run with --auth-keys: [kid:]secret, or @FILE\n"
+"                       holding it; each connection passes a token (HS256) of its\n"
+"                       own user, loadgen-N (the abuser: loadgen-abuser)\n"
+"  --token-tenant T     the tokens' tenant claim [none]\n");
 }
 
 static double num_arg(const char *name, const char *v, double min) {
@@ -125,6 +142,27 @@ static double num_arg(const char *name, const char *v, double min) {
         exit(2);
     }
     return d;
+}
+
+/* --token-key [kid:]secret, or @FILE holding that (its first line). */
+static void token_key_arg(const char *v) {
+    char line[640];
+    if (v[0] == '@') {
+        FILE *f = fopen(v + 1, "r");
+        if (!f || !fgets(line, sizeof line, f)) {
+            fprintf(stderr, "parley-loadgen: --token-key: cannot read %s\n", v + 1);
+            exit(2);
+        }
+        fclose(f);
+        line[strcspn(line, "\r\n")] = '\0';
+        v = line;
+    }
+    if (token_key_parse(&O.token_key, v)) {
+        fprintf(stderr, "parley-loadgen: --token-key wants [kid:]secret (a secret of 1 to 512 "
+                        "bytes, a kid of at most 63 plain characters)\n");
+        exit(2);
+    }
+    O.tokens = 1;
 }
 
 static void parse_args(int argc, char **argv) {
@@ -138,7 +176,8 @@ static void parse_args(int argc, char **argv) {
         {"source-ips", 1, 0, 'S'}, {"topic", 1, 0, 'T'},     {"server-pid", 1, 0, 'x'},
         {"report", 1, 0, 'o'},     {"csv", 1, 0, 'C'},       {"quiet", 0, 0, 'q'},
         {"track", 1, 0, 'k'},      {"help", 0, 0, 'h'},      {"abuse", 1, 0, 'A'},
-        {"abuse-reconnect", 1, 0, 'Z'}, {0, 0, 0, 0}};
+        {"abuse-reconnect", 1, 0, 'Z'}, {"token-key", 1, 0, 'K'}, {"token-tenant", 1, 0, 'N'},
+        {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         exit(argc < 2 ? 2 : 0);
@@ -212,6 +251,8 @@ static void parse_args(int argc, char **argv) {
             break;
         }
         case 'Z': O.abuse_reconnect = num_arg("abuse-reconnect", optarg, -1); break;
+        case 'K': token_key_arg(optarg); break;
+        case 'N': O.token_tenant = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }

@@ -484,7 +484,9 @@ static void open_client(client_t *c, uint64_t now) {
     S->opened++;
     uint32_t src = O.source_ips > 1 ? 0x7F000001u + c->index % (uint32_t)O.source_ips : 0;
     c->ws.binary = (uint8_t)O.msgpack;
-    ws_open(&c->ws, targets, conn_target((int)c->index), src);
+    char who[16], token[CONN_TOKEN_MAX];
+    snprintf(who, sizeof who, "%u", c->index);
+    ws_open(&c->ws, targets, conn_target((int)c->index), src, conn_token(who, token, sizeof token));
 }
 
 static void setup_client(client_t *c, uint32_t index) {

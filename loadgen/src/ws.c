@@ -180,7 +180,7 @@ void ws_send(ws_conn_t *c, const void *data, size_t len) {
         ws_flush(c);
 }
 
-void ws_open(ws_conn_t *c, const ws_target_t *targets, int target, uint32_t src) {
+void ws_open(ws_conn_t *c, const ws_target_t *targets, int target, uint32_t src, const char *token) {
     c->fd = -1;
     c->state = WS_CONNECTING;
     c->target = (uint8_t)target;
@@ -229,13 +229,14 @@ void ws_open(ws_conn_t *c, const ws_target_t *targets, int target, uint32_t src)
     int n = snprintf(both, sizeof both, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
     SHA1((unsigned char *)both, (size_t)n, digest);
     EVP_EncodeBlock((unsigned char *)c->accept, digest, SHA_DIGEST_LENGTH);
-    char req[768];
+    char req[2048];
     n = snprintf(req, sizeof req,
-                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "GET %s%s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
                  "User-Agent: parley-loadgen\r\n\r\n",
-                 t->path, t->host, key);
-    uint8_t *p = out_reserve(c, (size_t)n);
+                 t->path, !token ? "" : strchr(t->path, '?') ? "&token=" : "?token=",
+                 token ? token : "", t->host, key);
+    uint8_t *p = n < (int)sizeof req ? out_reserve(c, (size_t)n) : NULL;
     if (!p) {
         conn_end(c, WS_END_LOCAL, 0, ENOMEM);
         return;

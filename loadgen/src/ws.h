@@ -60,8 +60,9 @@ typedef struct ws_ops {
 int ws_target_parse(ws_target_t *t, const char *url, const char *query);
 void ws_init(int epoll_fd, const ws_ops_t *ops);
 /* Starts a connection from source address `src` (host order; 0: the
- * kernel's choice). Failures are reported through on_end. */
-void ws_open(ws_conn_t *c, const ws_target_t *targets, int target, uint32_t src);
+ * kernel's choice), passing `token` (URL-safe; NULL: none) as the connect
+ * parameter token. Failures are reported through on_end. */
+void ws_open(ws_conn_t *c, const ws_target_t *targets, int target, uint32_t src, const char *token);
 /* Queues one message frame (text, or binary if c->binary); ws_flush sends. */
 void ws_queue(ws_conn_t *c, const void *data, size_t len);
 void ws_flush(ws_conn_t *c);

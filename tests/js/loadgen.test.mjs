@@ -314,6 +314,37 @@ describe("parley-loadgen against parley", () => {
     assert.ok(r.messages.sent > 0 && r.messages.sent < 100 * SLOW, "sending stopped with the server (killed at 60 * SLOW sent)");
   });
 
+  test("--token-key: every connection gets in to a server with --auth required as its own user; a wrong key gets none in", async (t) => {
+    const key = "k1:loadgen-test-secret-of-32-bytes-at-least";
+    // one connection per user: tokens of one shared user would be refused
+    const srv = await startServer([...NO_RATE_LIMITS, "--auth", "required", "--auth-keys", key,
+      "--max-conns-per-user", "1"]);
+    t.after(() => srv.end());
+    const users = 40;
+    const rooms = 4;
+    const { code, report: r } = await loadgen("rooms", [
+      "--url", srv.url, "--conns", String(users), "--rooms", String(rooms), "--rate", "4",
+      "--duration", "1", "--warmup", "0.2", "--token-key", key, "--token-tenant", "acme",
+    ]);
+    assert.equal(code, 0, r.verdict);
+    assert.equal(r.params.tokens, true);
+    assert.equal(r.connections.joined, users);
+    assert.equal(r.messages.unique, r.messages.expected, "every message reached its room");
+    assert.equal(r.messages.expected, r.messages.sent * (users / rooms));
+    const m = await srv.metrics();
+    assert.equal(m.get('parley_upgrades_rejected_total{reason="user_limit"}') ?? 0, 0, "each its own user");
+    assert.equal(m.get('parley_upgrades_rejected_total{reason="token_missing"}') ?? 0, 0);
+    assert.equal(m.get('parley_upgrades_rejected_total{reason="token_invalid"}') ?? 0, 0);
+
+    const bad = await loadgen("connect", [
+      "--url", srv.url, "--conns", "5", "--hold", "0", "--token-key", "k1:another-secret-of-32-bytes-at-least",
+    ]);
+    assert.equal(bad.code, 1);
+    assert.equal(bad.report.connections.joined, 0);
+    assert.equal(bad.report.errors.handshake, 5, JSON.stringify(bad.report.errors));
+    assert.equal((await srv.metrics()).get('parley_upgrades_rejected_total{reason="token_invalid"}'), 5);
+  });
+
   test("nothing listening: every connection fails with a connect error", async (t) => {
     const srv = await startServer(NO_RATE_LIMITS);
     t.after(() => srv.end());
