@@ -129,6 +129,14 @@ static int banned(struct lws *wsi, const auth_identity_t *id) {
     return 1;
 }
 
+int gate_on_probation(struct lws *wsi, const auth_identity_t *id) {
+    penalty_key_t k;
+    char who[128];
+    if (penalty_count() == 0 || penalty_identify(&k, id, lws_get_socket_fd(wsi), who, sizeof who))
+        return 0;
+    return penalty_offences(&k, penalty_now()) > 0;
+}
+
 void gate_penalize(struct lws *wsi, const auth_identity_t *id) {
     penalty_key_t k;
     char who[128], q[96];

@@ -30,6 +30,12 @@ int gate_admit(struct lws *wsi);
  * a log line and a count. Its other open connections are not touched. */
 void gate_penalize(struct lws *wsi, const auth_identity_t *id);
 
+/* 1 if the identity of a new connection (as gate_penalize() keys it) has a
+ * 4004 remembered (penalty.h): it starts on probation, its message bucket
+ * holding one token instead of the burst, so that each reconnect brings
+ * no fresh burst to fan out. */
+int gate_on_probation(struct lws *wsi, const auth_identity_t *id);
+
 /* The identity gate_admit() verified for this connection (the caller owns
  * it), or NULL: no token was given. */
 auth_identity_t *gate_take(struct lws *wsi);

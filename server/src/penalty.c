@@ -185,6 +185,14 @@ double penalty_record(const penalty_key_t *k, double now, unsigned *offences) {
     return ban;
 }
 
+unsigned penalty_offences(const penalty_key_t *k, double now) {
+    if (ban_base <= 0)
+        return 0;
+    forget(now);
+    entry_t *e = find(k);
+    return e ? e->offences : 0;
+}
+
 double penalty_remaining(const penalty_key_t *k, double now) {
     if (ban_base <= 0)
         return 0;

@@ -77,6 +77,9 @@ int penalty_key_addr(penalty_key_t *k, const struct sockaddr *sa);
  * NULL, gets the count remembered, this one included. */
 double penalty_record(const penalty_key_t *k, double now, unsigned *offences);
 
+/* Offences of k remembered at `now` (0: none, or penalties are off). */
+unsigned penalty_offences(const penalty_key_t *k, double now);
+
 /* Seconds k stays banned from `now`; 0 when it is not banned. */
 double penalty_remaining(const penalty_key_t *k, double now);
 

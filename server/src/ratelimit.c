@@ -36,3 +36,7 @@ int rate_take(const rate_limit_t *rl, uint32_t *tat, uint32_t now) {
         return RATE_OK;
     return (uint32_t)ahead + rl->interval > rl->debt_span ? RATE_EXCEEDED : RATE_REFUSED;
 }
+
+uint32_t rate_one_token(const rate_limit_t *rl, uint32_t now) {
+    return rl->interval ? now + rl->pass_span : now;
+}

@@ -47,6 +47,10 @@ int rate_limit_set(rate_limit_t *rl, long per_s, long burst, long strikes);
  * of now is full. */
 uint32_t rate_ticks(double seconds);
 
+/* The bucket at `now` holding a single token (no burst): the one of a client
+ * on probation. `now` itself (full) when there is no limit. */
+uint32_t rate_one_token(const rate_limit_t *rl, uint32_t now);
+
 /* Takes one token from the bucket *tat at `now`; returns a rate_verdict. */
 int rate_take(const rate_limit_t *rl, uint32_t *tat, uint32_t now);
 

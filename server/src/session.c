@@ -771,6 +771,8 @@ int session_open(session_t *s, struct lws *wsi, const char *vsn, const char *ser
     metrics.connections_total++;
     s->last_rx = ev_now(EV_DEFAULT);
     s->msg_tat = s->join_tat = rate_ticks(s->last_rx); /* full buckets */
+    if (gate_on_probation(wsi, ident)) /* closed with 4004 lately: no burst */
+        s->msg_tat = rate_one_token(&msg_limit, s->msg_tat);
     DL_APPEND2(idle_list, s, iprev, inext);
     s->open = 1;
     proto_format_t format = (proto_format_t)0;

@@ -4,7 +4,8 @@
 // further offence; the identity is the token's user, else the address. The
 // other clients (another address, another user) are never refused, open
 // connections are never touched, the refusals are counted and logged, and
-// --abuse-ban 0 turns it all off. The rate limits are tight (a burst of 2)
+// --abuse-ban 0 turns it all off. A client that comes back within the
+// memory of its offence starts on probation: no burst. The rate limits are tight (a burst of 2)
 // and the bans short (1 s), so a flood takes a few messages and a ban ends
 // within the test. Every server is ended when its test ends.
 
@@ -55,6 +56,15 @@ async function assertBanned(url, retry, opts = {}) {
   assert.match(r.body, /^banned for exceeding rate limits; retry after \d+ s\n$/);
 }
 
+/** Sends two heartbeats at once; resolves their replies' status, or the
+ * error reason. */
+async function twoAtOnce(c) {
+  const refs = [c.makeRef(), c.makeRef()];
+  for (const ref of refs) c.send(null, ref, "phoenix", "heartbeat", {});
+  const replies = await Promise.all(refs.map((ref) => c.reply("phoenix", ref)));
+  return replies.map((r) => (r.payload.status === "ok" ? "ok" : r.payload.response.reason));
+}
+
 async function assertAlive(c) {
   assert.equal((await c.heartbeat()).payload.status, "ok");
 }
@@ -75,9 +85,16 @@ describe("an anonymous flooder is banned by address", () => {
     assert.match(srv.stderr(), /event=abuse_ban who="127\.0\.0\.1" offences=1 ban_s=1\n/);
     assert.match(srv.stderr(), /event=upgrade_refused status=429 reason=banned detail="127\.0\.0\.1" retry_after=1\n/);
 
-    // The ban ends 1 s after the close; the client may then connect again.
+    // The ban ends 1 s after the close; the client may then connect again,
+    // on probation: its message bucket starts with one token, not the burst.
     await sleep(1100);
     assert.equal(await upgradeStatus(url), 101, "admitted after the ban");
+    const back = await open(t, url);
+    assert.deepEqual(await twoAtOnce(back), ["ok", "rate_limited"], "no burst on probation");
+    const fresh = await open(t, url, { localAddress: OTHER_ADDRESS });
+    assert.deepEqual(await twoAtOnce(fresh), ["ok", "ok"], "another address has its burst of 2");
+    back.close();
+    await sleep(1000); // let the bucket refill: rate 1/s
 
     // A second offence: 2 s.
     await floodOut(t, url);

@@ -82,6 +82,8 @@ int main(void) {
     CHECK("another address is not banned", penalty_remaining(&b, t) == 0);
     CHECK("the ban ends after 2 s", penalty_remaining(&a, t + 2) == 0);
     CHECK("but the offence is remembered", penalty_count() == 1);
+    CHECK("as one offence (probation)", penalty_offences(&a, t + 2) == 1);
+    CHECK("another address has none", penalty_offences(&b, t + 2) == 0);
 
     /* A flooder coming back as soon as each ban ends: 4, 8, ... 256, then
      * the longest, 300, and the longest again. */

@@ -31,6 +31,18 @@ int main(void) {
     CHECK("a full bucket passes the burst at once", take_n(&rl, &tat, now, 30, &ex) == 30 && ex < 0);
     CHECK("the next message is refused", rate_take(&rl, &tat, now) == RATE_REFUSED);
 
+    /* Probation: one token, then the rate. */
+    uint32_t probation = rate_one_token(&rl, now);
+    CHECK("a bucket on probation passes one message at once",
+          take_n(&rl, &probation, now, 5, &ex) == 1 && ex < 0);
+    probation = rate_one_token(&rl, now);
+    rate_take(&rl, &probation, now);
+    CHECK("and one more 0.1 s later (the rate)",
+          rate_take(&rl, &probation, now + RATE_TICKS_PER_S / 10 + 1) == RATE_OK);
+    rate_limit_t none;
+    rate_limit_set(&none, 0, 1, 0);
+    CHECK("without a limit, probation is a full bucket", rate_one_token(&none, now) == now);
+
     /* Paying back: one refusal is owed, so after 0.1 s nothing is free yet,
      * after 0.2 s one message passes. */
     CHECK("a refusal is owed: still refused 0.1 s later",
