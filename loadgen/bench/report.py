@@ -463,8 +463,7 @@ def sweep(runs):
         return [hist_text(r.hist("latency_ms"), ("p50", "p99")) or "—",
                 us(r.num("cpu", "server_us_per_unit"))]
 
-    def holds(label):
-        kind = label.split()[-1]
+    def holds(label, kind):
         ok = [rt for rt, by in rates.items() if p99(by.get(kind)) is not None and p99(by.get(kind)) <= 5]
         bad = [rt for rt, by in rates.items() if p99(by.get(kind)) is not None and p99(by.get(kind)) > 5]
         top = max((rt for rt in ok if not any(b < rt for b in bad)), default=None)
@@ -484,7 +483,7 @@ def sweep(runs):
         any_run = by.get("parley") or by.get("floor")
         out.append(f"| {rt:g} | {rate(any_run.per_s())[:-2]} | " +
                    " | ".join(cells(by.get("parley")) + cells(by.get("floor"))) + " |")
-    out += ["", "p99 ≤ 5 ms holds: " + "; ".join(holds(k) for k in ("parley", "the floor")) + ".", ""]
+    out += ["", "p99 ≤ 5 ms holds: " + "; ".join(holds(label, kind) for label, kind in (("parley", "parley"), ("the floor", "floor"))) + ".", ""]
     return out
 
 

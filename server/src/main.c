@@ -49,8 +49,8 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
  *    no I/O left to handle, and that is when we write; or FLUSH_MAX_DEFER
  *    seconds after the first frame was queued, so a busy server still
  *    delivers promptly;
- *  - when the loop is saturated (it never waited with nothing to write since
- *    the last flush), a flush that took D seconds is followed by a pause of
+ *  - when the loop is saturated (it never began a wait with nothing to write
+ *    since the last flush), a flush that took D seconds is followed by a pause of
  *    D/2 (at most FLUSH_MAX_WAIT) before the next: reading keeps at least a
  *    third of the loop's time, and frames that arrive meanwhile share
  *    writes, so an overloaded server spends less per delivery. A loop with
@@ -69,9 +69,7 @@ static ev_idle flush_idle;
 static ev_timer flush_timer;
 static double flush_first_queued; /* 0: nothing deferred yet */
 static double flush_not_before;
-static ev_check wait_check;
-static double wait_started;  /* 0: the loop is not waiting with nothing to write */
-static double waited_idle;   /* seconds spent so since the last flush */
+static int idle_since_flush; /* the loop began a wait with nothing to write */
 
 static void flush_now(struct ev_loop *loop) {
     ev_idle_stop(loop, &flush_idle);
@@ -82,8 +80,8 @@ static void flush_now(struct ev_loop *loop) {
     ev_now_update(loop); /* timers are relative to the loop's cached time */
     double t1 = ev_now(loop);
     double pause = (t1 - t0) / 2;
-    flush_not_before = waited_idle > 0 ? 0 : t1 + (pause < FLUSH_MAX_WAIT ? pause : FLUSH_MAX_WAIT);
-    waited_idle = 0;
+    flush_not_before = idle_since_flush ? 0 : t1 + (pause < FLUSH_MAX_WAIT ? pause : FLUSH_MAX_WAIT);
+    idle_since_flush = 0;
 }
 
 static void on_flush_idle(struct ev_loop *loop, ev_idle *w, int revents) {
@@ -94,19 +92,9 @@ static void on_flush_timer(struct ev_loop *loop, ev_timer *w, int revents) {
     flush_now(loop);
 }
 
-/* The loop's wait (libev's poll) runs between the prepare and the check
- * watchers; a wait with nothing queued to write is time to spare. */
-static void on_wait_end(struct ev_loop *loop, ev_check *w, int revents) {
-    if (wait_started > 0) {
-        waited_idle += ev_now(loop) - wait_started;
-        wait_started = 0;
-    }
-}
-
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
     if (!session_flush_pending()) {
-        ev_now_update(loop);
-        wait_started = ev_now(loop);
+        idle_since_flush = 1; /* the wait that follows is time to spare */
         return;
     }
     if (ev_is_active(&flush_timer))
@@ -347,8 +335,6 @@ int main(int argc, char **argv) {
     ev_timer_init(&flush_timer, on_flush_timer, 0., 0.);
     ev_prepare_init(&flush_watcher, on_prepare);
     ev_prepare_start(loop, &flush_watcher);
-    ev_check_init(&wait_check, on_wait_end);
-    ev_check_start(loop, &wait_check);
     ev_timer_init(&sweep_timer, on_sweep, 1.0, 1.0);
     ev_timer_start(loop, &sweep_timer);
     ev_signal_init(&sigterm_watcher, on_signal, SIGTERM);
@@ -366,7 +352,6 @@ int main(int argc, char **argv) {
     ev_timer_stop(loop, &sweep_timer);
     ev_timer_stop(loop, &stop_timer);
     ev_prepare_stop(loop, &flush_watcher);
-    ev_check_stop(loop, &wait_check);
     ev_idle_stop(loop, &flush_idle);
     ev_timer_stop(loop, &flush_timer);
     ev_signal_stop(loop, &sigterm_watcher);
