@@ -35,6 +35,7 @@ typedef struct opts {
     int payload;            /* bytes of the message body */
     double duration, warmup, hold, timeout, drain;
     int heartbeat_s;
+    int poll_us; /* --poll-interval */
     int workers;
     int source_ips;         /* spread sources over this many 127.0.0.0/8 addresses */
     const char *topic;      /* topic prefix */

@@ -28,7 +28,7 @@
 
 opts_t O = {
     .conns = 100, .publishers = 1, .rooms = 1, .rate = -1, .concurrency = 200, .payload = 100,
-    .duration = 10, .warmup = 1, .hold = 5, .timeout = 30, .drain = 5, .heartbeat_s = 30,
+    .duration = 10, .warmup = 1, .hold = 5, .timeout = 30, .drain = 5, .heartbeat_s = 30, .poll_us = 250,
     .workers = 1, .source_ips = 1, .topic = "loadgen", .track = 1 << 20, .abuse_reconnect = 1,
 };
 ws_target_t targets[MAX_TARGETS];
@@ -115,6 +115,9 @@ static void usage(FILE *f) {
 "  --timeout S          join phase limit, and per join [30]\n"
 "  --drain S            after the last send, wait this long without progress [5]\n"
 "  --heartbeat S        Phoenix heartbeat period per connection [30; 0: none]\n"
+"  --poll-interval US   least time between two polls of a worker's sockets, in\n"
+"                       microseconds; what is due before the next poll is sent\n"
+"                       early [250; 0: poll whenever anything arrives]\n"
 "  --workers N          worker processes [1]\n"
 "  --source-ips N       spread source addresses over 127.0.0.1 .. +N-1 [1]\n"
 "  --topic PREFIX       topic prefix [loadgen]\n"
@@ -172,7 +175,7 @@ static void parse_args(int argc, char **argv) {
         {"ramp", 1, 0, 'a'},       {"concurrency", 1, 0, 'c'}, {"messages", 1, 0, 'm'},
         {"burst", 0, 0, 'b'},      {"payload", 1, 0, 'p'},   {"duration", 1, 0, 'd'},
         {"warmup", 1, 0, 'w'},     {"hold", 1, 0, 'H'},      {"timeout", 1, 0, 't'},
-        {"drain", 1, 0, 'D'},      {"heartbeat", 1, 0, 'B'}, {"workers", 1, 0, 'W'},
+        {"drain", 1, 0, 'D'},      {"heartbeat", 1, 0, 'B'}, {"poll-interval", 1, 0, 'I'}, {"workers", 1, 0, 'W'},
         {"source-ips", 1, 0, 'S'}, {"topic", 1, 0, 'T'},     {"server-pid", 1, 0, 'x'},
         {"report", 1, 0, 'o'},     {"csv", 1, 0, 'C'},       {"quiet", 0, 0, 'q'},
         {"track", 1, 0, 'k'},      {"help", 0, 0, 'h'},      {"abuse", 1, 0, 'A'},
@@ -228,6 +231,7 @@ static void parse_args(int argc, char **argv) {
         case 't': O.timeout = num_arg("timeout", optarg, 0.1); break;
         case 'D': O.drain = num_arg("drain", optarg, 0.1); break;
         case 'B': O.heartbeat_s = (int)num_arg("heartbeat", optarg, 0); break;
+        case 'I': O.poll_us = (int)num_arg("poll-interval", optarg, 0); break;
         case 'W': O.workers = (int)num_arg("workers", optarg, 1); break;
         case 'S': O.source_ips = (int)num_arg("source-ips", optarg, 1); break;
         case 'T': O.topic = optarg; break;
@@ -519,9 +523,11 @@ static void raise_nofile(void) {
 
 /* After the run: per message, the first and the last read over all workers,
  * as latencies from the message's intended send time. */
-static void first_last(results_t *r, const uint64_t *due) {
+/* First- and last-receiver latency of each timed message (timed[k] set),
+ * from the fastest and slowest delivery the workers recorded, plus one. */
+static void first_last(results_t *r, const uint8_t *timed) {
     for (uint64_t k = 0; k < nmessages && k < (uint64_t)O.track; k++) {
-        if (!due[k])
+        if (!timed[k])
             continue;
         uint64_t f = 0, l = 0;
         for (int t = 0; t < O.nurls; t++) {
@@ -535,16 +541,16 @@ static void first_last(results_t *r, const uint64_t *due) {
             }
             if (!ft)
                 continue;
-            hist_record(&r->first_t[t], ft - due[k]);
-            hist_record(&r->last_t[t], lt - due[k]);
+            hist_record(&r->first_t[t], ft - 1);
+            hist_record(&r->last_t[t], lt - 1);
             if (!f || ft < f)
                 f = ft;
             if (lt > l)
                 l = lt;
         }
         if (f) {
-            hist_record(&r->first, f - due[k]);
-            hist_record(&r->last, l - due[k]);
+            hist_record(&r->first, f - 1);
+            hist_record(&r->last, l - 1);
             r->fl_messages++;
         }
     }
@@ -717,21 +723,17 @@ int main(int argc, char **argv) {
     t->last_send_ns = MAX(last_send_ns);
     merged_latency(&R.latency);
     if (track_fl) {
-        /* the intended send time of message k, as the publishers computed it */
-        uint64_t *due = calloc(nmessages ? nmessages : 1, sizeof *due);
-        uint64_t sent_total = 0;
-        for (int p = 0; p < O.publishers; p++)
-            sent_total += sent_by[p];
-        for (uint64_t k = 0; k < nmessages && due; k++) {
+        /* message k is timed if it was sent and due after the warm-up, as the
+         * publishers computed it */
+        uint8_t *timed = calloc(nmessages ? nmessages : 1, 1);
+        for (uint64_t k = 0; k < nmessages && timed; k++) {
             uint64_t seq = k / (uint64_t)O.publishers, p = k % (uint64_t)O.publishers;
             uint64_t d = O.burst || O.rate <= 0 ? t0 : t0 + (uint64_t)((double)k * 1e9 / O.rate);
-            if (seq < sent_by[p] && d >= SH->ctl.t_measure) /* warm-up messages are not timed */
-                due[k] = d;
+            timed[k] = seq < sent_by[p] && d >= SH->ctl.t_measure;
         }
-        if (due)
-            first_last(&R, due);
-        free(due);
-        (void)sent_total;
+        if (timed)
+            first_last(&R, timed);
+        free(timed);
     }
     /* The window and what is counted in it. */
     switch (O.scenario) {

@@ -187,9 +187,9 @@ int report_json(const char *path, const results_t *r) {
                   O.workers, "source_ips", O.source_ips, "tokens", O.tokens));
     json_object_set_new(
         root, "connections",
-        json_pack("{s:I,s:I,s:I,s:I,s:f,s:f,s:o,s:o}", "opened", (json_int_t)t->opened, "upgraded",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:o,s:o}", "opened", (json_int_t)t->opened, "upgraded",
                   (json_int_t)t->upgraded, "joined", (json_int_t)t->joined, "open_at_end",
-                  (json_int_t)t->open_now, "seconds", r->connect_s, "per_s",
+                  (json_int_t)t->open_now, "heartbeat_replies", (json_int_t)t->heartbeats, "seconds", r->connect_s, "per_s",
                   r->connect_s > 0 ? (double)(O.scenario == SC_PRESENCE ? t->upgraded : t->joined) / r->connect_s : 0.0,
                   "connect_ms", hist_json(&t->connect), "join_ms", hist_json(&t->join)));
     json_t *lat_t = json_array();

@@ -160,9 +160,23 @@ static void join(client_t *c, uint64_t now) {
 }
 
 /* Queues one chat message: body TOKEN<pub>:<seq>:<intended ns>: padded. */
+/* When a message due at `due` may go: up to --poll-interval early (the next
+ * poll may come that much later), but never across the start of the
+ * measured window, so that a message is timed or not by when it was due. */
+static uint64_t ahead;
+static uint64_t send_from(uint64_t due) {
+    uint64_t from = due > ahead ? due - ahead : 0;
+    if (due >= C->t_measure && from < C->t_measure)
+        from = C->t_measure;
+    return from;
+}
+
 static void publish(client_t *c, int pub, uint32_t seq, uint64_t due, uint64_t now) {
     char body[4096];
-    int n = snprintf(body, sizeof body, TOKEN "%d:%u:%llu:", pub, seq, (unsigned long long)due);
+    /* sent early (within --poll-interval): stamped with the real send time;
+     * late: with the time it was due, so that the delay counts */
+    uint64_t stamp = now < due ? now : due;
+    int n = snprintf(body, sizeof body, TOKEN "%d:%u:%llu:", pub, seq, (unsigned long long)stamp);
     int want = O.payload < (int)sizeof body - 1 ? O.payload : (int)sizeof body - 1;
     if (n < want) {
         memset(body + n, 'x', (size_t)(want - n));
@@ -238,18 +252,22 @@ static void on_chat(client_t *c, slice_t payload, uint64_t now) {
     ps->got++;
     S->unique++;
     S->last_rx_ns = now;
-    if (due >= C->t_measure && now >= due)
-        hist_record(&S->latency[c->ws.target], now - due);
+    /* `due` is the send time the message carries; the arrival stamp and the
+     * monotonic clock can differ by a few nanoseconds, hence the clamp */
+    uint64_t lat = now > due ? now - due : 0;
+    if (due >= C->t_measure)
+        hist_record(&S->latency[c->ws.target], lat);
     else
         S->untimed++;
     if (my_times && is_fanout()) {
+        /* the fastest and slowest delivery of message k, plus one (0: none yet) */
         uint64_t k = seq * (uint64_t)O.publishers + pub;
         if (k < (uint64_t)O.track && k < nmessages) {
             uint64_t *m = my_times + ((size_t)c->ws.target * nmessages + k) * 2;
-            if (!m[0] || now < m[0])
-                m[0] = now;
-            if (now > m[1])
-                m[1] = now;
+            if (!m[0] || lat + 1 < m[0])
+                m[0] = lat + 1;
+            if (lat + 1 > m[1])
+                m[1] = lat + 1;
         }
     }
 }
@@ -566,8 +584,12 @@ void worker_main(int w, int wake_fd) {
     uint64_t start = now_ns();
     double per_worker = O.ramp > 0 ? O.ramp / nw : 0;
     int next_open = 0, next_join = 0;
-    uint64_t next_hb = start + 1000000000ull;
-    int hb_tick = 0;
+    uint64_t next_tick = start + 1000000000ull;
+    /* connection i heartbeats at start + i/total of the period + k periods,
+     * as independent clients would: never all of a worker's at once */
+    uint64_t hb_period = (uint64_t)O.heartbeat_s * 1000000000ull;
+    uint64_t hb_round = 0;
+    int hb_cursor = 0;
     /* Schedules (run phase). Rooms: user c sends at t0 + phase_c + k/rate. */
     uint64_t period = O.rate > 0 ? (uint64_t)(1e9 / O.rate) : 0;
     uint64_t round = 0;
@@ -575,6 +597,10 @@ void worker_main(int w, int wake_fd) {
     uint64_t fan_k = (uint64_t)w; /* fanout: next message number for this worker's publishers */
     int run_started = 0;
     struct epoll_event evs[512];
+    /* --poll-interval: sockets are polled at most once per interval, and
+     * what is due before the next poll is sent now */
+    uint64_t last_poll = 0;
+    ahead = (uint64_t)O.poll_us * 1000u;
 
     for (;;) {
         uint64_t now = now_ns();
@@ -612,9 +638,10 @@ void worker_main(int w, int wake_fd) {
                         S->sent_done = 1;
                         break;
                     }
-                    if (due > now) {
-                        if (due < next)
-                            next = due;
+                    uint64_t from = send_from(due);
+                    if (from > now) {
+                        if (from < next)
+                            next = from;
                         break;
                     }
                     if (c->phase == C_JOINED)
@@ -635,9 +662,10 @@ void worker_main(int w, int wake_fd) {
                         break;
                     }
                     uint64_t due = O.burst || O.rate <= 0 ? t0 : t0 + (uint64_t)((double)fan_k * 1e9 / O.rate);
-                    if (due > now) {
-                        if (due < next)
-                            next = due;
+                    uint64_t from = send_from(due);
+                    if (from > now) {
+                        if (from < next)
+                            next = from;
                         break;
                     }
                     int p = (int)(fan_k % (uint64_t)O.publishers);
@@ -651,9 +679,10 @@ void worker_main(int w, int wake_fd) {
                 while (next_join < ncl) {
                     client_t *c = &cl[next_join];
                     uint64_t due = O.rate > 0 ? t0 + (uint64_t)((double)c->index * 1e9 / O.rate) : t0;
-                    if (due > now) {
-                        if (due < next)
-                            next = due;
+                    uint64_t from = send_from(due);
+                    if (from > now) {
+                        if (from < next)
+                            next = from;
                         break;
                     }
                     if (c->phase == C_OPEN) {
@@ -675,15 +704,26 @@ void worker_main(int w, int wake_fd) {
                 S->sent_done = 1;
             }
         }
-        /* heartbeats: each connection every --heartbeat seconds, spread over them */
-        if (now >= next_hb) {
-            for (int i = hb_tick % O.heartbeat_s; O.heartbeat_s > 0 && i < ncl; i += O.heartbeat_s)
-                if (cl[i].phase >= C_OPEN && cl[i].phase != C_GONE) {
-                    send_msg(&cl[i], "heartbeat", NULL, NULL);
-                    ws_flush(&cl[i].ws);
-                }
-            hb_tick++;
-            /* and joins that got no answer in --timeout seconds */
+        /* heartbeats: each connection every --heartbeat seconds at its own phase */
+        while (hb_period && ncl > 0) {
+            client_t *c = &cl[hb_cursor];
+            uint64_t due = start + hb_round * hb_period + (uint64_t)c->index * hb_period / (uint64_t)total;
+            if (due > now + ahead) {
+                if (due - ahead < next)
+                    next = due - ahead;
+                break;
+            }
+            if (c->phase >= C_OPEN && c->phase != C_GONE) {
+                send_msg(c, "heartbeat", NULL, NULL);
+                ws_flush(&c->ws);
+            }
+            if (++hb_cursor == ncl) {
+                hb_cursor = 0;
+                hb_round++;
+            }
+        }
+        /* joins that got no answer in --timeout seconds, checked each second */
+        if (now >= next_tick) {
             for (int i = 0; i < ncl; i++)
                 if (cl[i].phase == C_JOINING && now - cl[i].t_join > (uint64_t)(O.timeout * 1e9)) {
                     S->errors[E_JOIN_TIMEOUT]++;
@@ -692,13 +732,23 @@ void worker_main(int w, int wake_fd) {
                     cl[i].phase = C_GONE;
                     ws_close(&cl[i].ws);
                 }
-            next_hb += 1000000000ull;
+            next_tick += 1000000000ull;
         }
-        if (next_hb < next)
-            next = next_hb;
+        if (next_tick < next)
+            next = next_tick;
 
-        struct timespec ts = {0, 0};
         now = now_ns();
+        if (ahead && now < last_poll + ahead) {
+            /* let the sockets fill for the rest of the interval: one wake-up
+             * then serves many of them (reads are timed by the kernel's
+             * arrival stamps, so the wait does not show in latencies) */
+            struct timespec until = {(time_t)((last_poll + ahead) / 1000000000u),
+                                     (long)((last_poll + ahead) % 1000000000u)};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+                ;
+            now = now_ns();
+        }
+        struct timespec ts = {0, 0};
         if (next > now) {
             ts.tv_sec = (time_t)((next - now) / 1000000000u);
             ts.tv_nsec = (long)((next - now) % 1000000000u);
@@ -707,6 +757,7 @@ void worker_main(int w, int wake_fd) {
             perror("epoll_pwait2");
             exit(1);
         }
+        last_poll = now_ns();
     }
     account_losses();
     for (int i = 0; i < ncl; i++)

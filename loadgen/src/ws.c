@@ -24,6 +24,7 @@
 static int ep = -1;
 static const ws_ops_t *ops;
 static uint8_t rbuf[READ_BUF];
+static int64_t mono_minus_real; /* CLOCK_MONOTONIC - CLOCK_REALTIME, at the last poll */
 uint64_t ws_bytes_read;
 int ws_rcvbuf;
 
@@ -194,6 +195,9 @@ void ws_open(ws_conn_t *c, const ws_target_t *targets, int target, uint32_t src,
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* the kernel stamps each segment as it arrives: what is read is timed
+     * by its arrival, not by when this process got round to reading it */
+    setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     if (ws_rcvbuf > 0)
         setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &ws_rcvbuf, sizeof ws_rcvbuf);
     if (src) {
@@ -372,6 +376,19 @@ static int in_reserve(ws_conn_t *c, size_t need) {
     return 0;
 }
 
+/* When the last segment of a read reached the socket (SO_TIMESTAMPNS, in
+ * CLOCK_MONOTONIC); 0 if the kernel gave no stamp. */
+static uint64_t rx_stamp(struct msghdr *mh) {
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h))
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(h), sizeof ts);
+            int64_t t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + mono_minus_real;
+            return t > 0 ? (uint64_t)t : 0;
+        }
+    return 0;
+}
+
 /* Reads what the socket has. A carried partial frame is copied in front of
  * the read in the shared buffer, unless it is large (a big frame arriving
  * in pieces): then reads go into the connection's own buffer, which is
@@ -393,7 +410,13 @@ static void readable(ws_conn_t *c) {
             buf = c->in;
             room = c->incap - have;
         }
-        ssize_t n = read(c->fd, buf + have, room);
+        struct iovec iov = {buf + have, room};
+        union {
+            struct cmsghdr h;
+            char b[CMSG_SPACE(sizeof(struct timespec))];
+        } cm;
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cm, .msg_controllen = sizeof cm};
+        ssize_t n = recvmsg(c->fd, &mh, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -406,7 +429,9 @@ static void readable(ws_conn_t *c) {
             return;
         }
         ws_bytes_read += (uint64_t)n;
-        uint64_t now = now_ns();
+        uint64_t now = now_ns(), arrived = rx_stamp(&mh);
+        if (arrived && arrived < now)
+            now = arrived;
         size_t len = have + (size_t)n;
         long used = 0;
         if (c->state == WS_UPGRADING && (used = upgrade_response(c, buf, len, now)) < 0)
@@ -476,6 +501,9 @@ int ws_poll(int epfd, int wake_fd, struct epoll_event *evs, int max, const struc
     int n = epoll_pwait2(epfd, evs, max, ts, NULL);
     if (n < 0)
         return errno == EINTR ? 0 : -1;
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    mono_minus_real = (int64_t)now_ns() - ((int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec);
     for (int i = 0; i < n; i++) {
         if (evs[i].data.ptr == &wake_tag) {
             uint64_t v;

@@ -184,6 +184,7 @@ describe("parley-loadgen against parley", () => {
     const { code, report: r } = await loadgen("fanout", [
       "--url", srv.url, "--serializer", "msgpack", "--conns", "40", "--publishers", "2",
       "--burst", "--messages", "100", "--workers", "2", "--server-pid", String(srv.pid),
+      "--poll-interval", "0",
     ]);
     assert.equal(code, 0, r.verdict);
     assert.equal(r.serializer, "msgpack");
@@ -264,6 +265,27 @@ describe("parley-loadgen against parley", () => {
     assert.ok(r.connections.per_s > 0);
     assert.ok(r.server_bytes_per_connection > 0, "server memory per connection measured");
     assert.equal(r.cpu.unit, "connection");
+  });
+
+  test("--heartbeat: every held connection heartbeats each period and gets replies; 0 sends none", async (t) => {
+    const srv = await startServer(NO_RATE_LIMITS);
+    t.after(() => srv.end());
+    const conns = 40;
+    const hold = 3;
+    const beating = await loadgen("connect", ["--url", srv.url, "--conns", String(conns), "--hold", String(hold),
+      "--heartbeat", "1", "--workers", "2"]);
+    assert.equal(beating.code, 0, beating.report.verdict);
+    assert.equal(beating.report.connections.joined, conns);
+    // each connection beats once a second while held (the connect phase adds
+    // a little): at least hold - 1 beats each, and not more than one a second
+    const replies = beating.report.connections.heartbeat_replies;
+    assert.ok(replies >= conns * (hold - 1), `${replies} heartbeat replies`);
+    assert.ok(replies <= conns * (hold + 2), `${replies} heartbeat replies`);
+
+    const silent = await loadgen("connect", ["--url", srv.url, "--conns", "10", "--hold", "1", "--heartbeat", "0"]);
+    assert.equal(silent.code, 0, silent.report.verdict);
+    assert.equal(silent.report.connections.joined, 10);
+    assert.equal(silent.report.connections.heartbeat_replies, 0);
   });
 
   test("crossnode: published on one node, read on both through Redis", async (t) => {
