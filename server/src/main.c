@@ -31,6 +31,7 @@
 static struct lws_context *context;
 static ev_timer sweep_timer, stop_timer;
 static ev_prepare flush_watcher;
+static ev_check loop_check; /* marks where an iteration starts */
 static ev_signal sigterm_watcher, sigint_watcher;
 static double stop_deadline;
 
@@ -92,14 +93,24 @@ static void on_flush_timer(struct ev_loop *loop, ev_timer *w, int revents) {
     flush_now(loop);
 }
 
+/* The loop's time when its last wait for I/O returned (0: not yet). */
+static double iteration_start;
+
+static void on_check(struct ev_loop *loop, ev_check *w, int revents) {
+    iteration_start = ev_now(loop); /* libev read the clock as the wait returned */
+}
+
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
+    double now = ev_time();
+    if (iteration_start > 0 && metrics_loop_iteration(now - iteration_start))
+        plog_limited(LOG_WARN, "loop_stall", "ms=%.1f connections=%llu", (now - iteration_start) * 1e3,
+                     (unsigned long long)metrics.connections);
     if (!session_flush_pending()) {
         idle_since_flush = 1; /* the wait that follows is time to spare */
         return;
     }
     if (ev_is_active(&flush_timer))
         return;
-    double now = ev_time();
     if (flush_first_queued == 0)
         flush_first_queued = now;
     /* libev's epoll never sleeps less than 1 ms: a shorter wait would turn
@@ -335,6 +346,8 @@ int main(int argc, char **argv) {
     ev_timer_init(&flush_timer, on_flush_timer, 0., 0.);
     ev_prepare_init(&flush_watcher, on_prepare);
     ev_prepare_start(loop, &flush_watcher);
+    ev_check_init(&loop_check, on_check);
+    ev_check_start(loop, &loop_check);
     ev_timer_init(&sweep_timer, on_sweep, 1.0, 1.0);
     ev_timer_start(loop, &sweep_timer);
     ev_signal_init(&sigterm_watcher, on_signal, SIGTERM);
@@ -352,6 +365,7 @@ int main(int argc, char **argv) {
     ev_timer_stop(loop, &sweep_timer);
     ev_timer_stop(loop, &stop_timer);
     ev_prepare_stop(loop, &flush_watcher);
+    ev_check_stop(loop, &loop_check);
     ev_idle_stop(loop, &flush_idle);
     ev_timer_stop(loop, &flush_timer);
     ev_signal_stop(loop, &sigterm_watcher);

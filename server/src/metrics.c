@@ -5,6 +5,20 @@
 
 metrics_t metrics;
 
+const double loop_bucket_le[LOOP_BUCKETS - 1] = {0.001, 0.005, 0.02, 0.1, 0.5};
+
+int metrics_loop_iteration(double seconds) {
+    int b = 0;
+    while (b < LOOP_BUCKETS - 1 && seconds > loop_bucket_le[b])
+        b++;
+    metrics.loop_iterations[b]++;
+    metrics.loop_seconds += seconds;
+    if (seconds < LOOP_STALL_S)
+        return 0;
+    metrics.loop_stalls++;
+    return 1;
+}
+
 static const char *const err_names[ERR_NKINDS] = {
     [ERR_MALFORMED] = "malformed",
     [ERR_NOT_A_MESSAGE] = "not_a_message",
@@ -104,6 +118,10 @@ static const metric_row_t rows[] = {
      &metrics.redis_bad_envelopes},
     {"parley_redis_disconnects_total", "counter", "Redis connections lost.",
      &metrics.redis_disconnects},
+    {"parley_loop_stalls_total", "counter",
+     "Event loop iterations of 50 ms or more (each logged as loop_stall): every client of the "
+     "node waited that long.",
+     &metrics.loop_stalls},
     {"parley_tls_handshake_failures_total", "counter",
      "TLS handshakes that failed: plaintext clients, TLS 1.0/1.1, no shared cipher...",
      &metrics.tls_handshake_failures},
@@ -134,6 +152,21 @@ size_t metrics_render(char *buf, size_t size, double uptime_s) {
     for (int k = 0; k < REJ_NKINDS; k++)
         APPEND("parley_upgrades_rejected_total{reason=\"%s\"} %llu\n", reject_names[k],
                (unsigned long long)metrics.rejected[k]);
+    APPEND("# HELP parley_loop_iteration_seconds Event loop iterations by their duration, from "
+           "the return of the wait for I/O to the next wait.\n"
+           "# TYPE parley_loop_iteration_seconds histogram\n");
+    uint64_t cumulative = 0;
+    for (int b = 0; b < LOOP_BUCKETS; b++) {
+        cumulative += metrics.loop_iterations[b];
+        if (b < LOOP_BUCKETS - 1)
+            APPEND("parley_loop_iteration_seconds_bucket{le=\"%g\"} %llu\n", loop_bucket_le[b],
+                   (unsigned long long)cumulative);
+        else
+            APPEND("parley_loop_iteration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                   (unsigned long long)cumulative);
+    }
+    APPEND("parley_loop_iteration_seconds_sum %.6f\nparley_loop_iteration_seconds_count %llu\n",
+           metrics.loop_seconds, (unsigned long long)cumulative);
     APPEND("# HELP parley_uptime_seconds Seconds since the server started.\n"
            "# TYPE parley_uptime_seconds gauge\nparley_uptime_seconds %.3f\n", uptime_s);
     return len;

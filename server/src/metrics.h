@@ -49,6 +49,15 @@ typedef enum reject_kind {
     REJ_NKINDS
 } reject_kind_t;
 
+/* Event loop iterations by how long they took, from the return of the wait
+ * for I/O to the start of the next: what every client of the node waited
+ * at worst before its next read or write. Upper bounds, in seconds, of the
+ * histogram's buckets (the last one: everything). */
+#define LOOP_BUCKETS 6
+extern const double loop_bucket_le[LOOP_BUCKETS - 1];
+/* An iteration this long or longer is a stall: logged and counted. */
+#define LOOP_STALL_S 0.05
+
 typedef struct metrics {
     uint64_t connections;           /* gauge: open WebSocket connections */
     uint64_t connections_total;
@@ -79,12 +88,19 @@ typedef struct metrics {
     uint64_t tls_handshake_failures; /* TLS handshakes that failed (plaintext client, old version...) */
     uint64_t errors[ERR_NKINDS];
     uint64_t rejected[REJ_NKINDS];
+    uint64_t loop_iterations[LOOP_BUCKETS]; /* per bucket, not cumulative */
+    double loop_seconds;                    /* all iterations' time */
+    uint64_t loop_stalls;                   /* iterations of LOOP_STALL_S or more */
 } metrics_t;
 
 extern metrics_t metrics;
 
 const char *err_kind_name(err_kind_t kind);
 const char *reject_kind_name(reject_kind_t kind);
+
+/* Counts one event loop iteration of `seconds`; returns 1 if it was a stall
+ * (the caller logs it). */
+int metrics_loop_iteration(double seconds);
 
 /* Renders every metric into buf; returns the length, or the length it would
  * need when larger than size (snprintf's contract). */

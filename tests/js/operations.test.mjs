@@ -118,6 +118,34 @@ describe("/metrics", () => {
     for (const k of kinds) assert.equal(m.get(`parley_errors_total{kind="${k}"}`), 0, `errors kind ${k}`);
   });
 
+  test("event loop iterations: a cumulative histogram that grows with traffic; stalls counted beside it", async (t) => {
+    const server = await startServer();
+    t.after(() => server.end());
+    const les = ["0.001", "0.005", "0.02", "0.1", "0.5", "+Inf"];
+    const read = async () => {
+      const res = await httpGet(server.port, "/metrics");
+      assert.match(res.body, /^# TYPE parley_loop_iteration_seconds histogram$/m);
+      assert.match(res.body, /^# TYPE parley_loop_stalls_total counter$/m);
+      const m = await server.metrics();
+      const buckets = les.map((le) => m.get(`parley_loop_iteration_seconds_bucket{le="${le}"}`));
+      for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i] >= buckets[i - 1], `cumulative at le=${les[i]}`);
+      assert.equal(buckets.at(-1), m.get("parley_loop_iteration_seconds_count"), "+Inf holds every iteration");
+      assert.ok(m.get("parley_loop_iteration_seconds_sum") >= 0);
+      assert.ok(m.get("parley_loop_stalls_total") <= buckets.at(-1) - buckets[3], "a stall is an iteration over 50 ms");
+      return m;
+    };
+    const m0 = await read();
+    const a = await connectRaw(server, "v2");
+    t.after(() => a.terminate());
+    for (let i = 0; i < 5; i++) {
+      await a.sendRaw(JSON.stringify([null, `hb${i}`, "phoenix", "heartbeat", {}]));
+      await a.reply("phoenix", `hb${i}`);
+    }
+    const m1 = await read();
+    const iterations = m1.get("parley_loop_iteration_seconds_count") - m0.get("parley_loop_iteration_seconds_count");
+    assert.ok(iterations >= 5, `${iterations} iterations for a connection and 5 heartbeats`);
+  });
+
   test("counters move exactly with connections, joins and messages", async (t) => {
     const server = await startServer();
     t.after(() => server.end());
