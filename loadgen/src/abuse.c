@@ -203,9 +203,18 @@ void abuser_main(int wake_fd) {
         if (phase == PH_RUN) {
             uint64_t start = C->t_measure, end = C->t0 + (uint64_t)((O.warmup + O.duration) * 1e9);
             if (now >= end && ab.state != A_DONE) {
+                /* the schedule is over: so is the abuse. A flooder or join
+                 * spammer stays connected, sending nothing more, to read the
+                 * replies to what it sent (they are counted against what the
+                 * others read of it); the rest go now. */
                 int open = ab.state != A_WAIT;
-                ab.state = A_DONE; /* the schedule is over: so is the abuse */
-                if (open)
+                int keep = ab.state == A_ABUSING && O.abuse != AB_SLOWREAD;
+                ab.state = A_DONE;
+                if (ab.t_open) {
+                    A->abusing_ns += now - ab.t_open;
+                    ab.t_open = 0;
+                }
+                if (open && !keep)
                     ws_close(&ab.ws);
             }
             if (ab.state == A_WAIT && now >= start && now >= ab.next_try) {
@@ -230,7 +239,7 @@ void abuser_main(int wake_fd) {
             _exit(1);
         }
     }
-    if (ab.state != A_WAIT && ab.state != A_DONE)
+    if (ab.ws.fd >= 0 && ab.ws.state != WS_DEAD && ab.ws.state != WS_FREE)
         ws_close(&ab.ws);
     A->bytes_read = ws_bytes_read;
     A->cpu_ns = self_cpu_ns();
