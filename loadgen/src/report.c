@@ -180,11 +180,12 @@ int report_json(const char *path, const results_t *r) {
                                   r->machine.hostname));
     json_object_set_new(
         root, "params",
-        json_pack("{s:o,s:i,s:i,s:i,s:f,s:f,s:i,s:b,s:i,s:f,s:f,s:f,s:i,s:i,s:b}", "urls", urls,
+        json_pack("{s:o,s:i,s:i,s:i,s:f,s:f,s:i,s:b,s:i,s:f,s:f,s:f,s:i,s:i,s:b,s:i,s:i}", "urls", urls,
                   "conns", O.conns, "publishers", O.publishers, "rooms", O.rooms, "rate", O.rate,
                   "ramp", O.ramp, "messages", (int)nmessages, "burst", O.burst, "payload", O.payload,
                   "duration_s", O.duration, "warmup_s", O.warmup, "hold_s", O.hold, "workers",
-                  O.workers, "source_ips", O.source_ips, "tokens", O.tokens));
+                  O.workers, "source_ips", O.source_ips, "tokens", O.tokens, "heartbeat_s",
+                  O.heartbeat_s, "poll_interval_us", O.poll_us));
     json_object_set_new(
         root, "connections",
         json_pack("{s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:o,s:o}", "opened", (json_int_t)t->opened, "upgraded",

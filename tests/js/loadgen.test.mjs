@@ -188,6 +188,7 @@ describe("parley-loadgen against parley", () => {
     ]);
     assert.equal(code, 0, r.verdict);
     assert.equal(r.serializer, "msgpack");
+    assert.equal(r.params.poll_interval_us, 0);
     assert.equal(r.messages.expected, 100 * 42);
     assert.equal(r.messages.unique, 100 * 42);
     assert.deepEqual([r.messages.lost, r.messages.duplicated, r.messages.out_of_order], [0, 0, 0]);
@@ -276,6 +277,8 @@ describe("parley-loadgen against parley", () => {
       "--heartbeat", "1", "--workers", "2"]);
     assert.equal(beating.code, 0, beating.report.verdict);
     assert.equal(beating.report.connections.joined, conns);
+    assert.equal(beating.report.params.heartbeat_s, 1);
+    assert.equal(beating.report.params.poll_interval_us, 250, "the default poll interval");
     // each connection beats once a second while held (the connect phase adds
     // a little): at least hold - 1 beats each, and not more than one a second
     const replies = beating.report.connections.heartbeat_replies;
