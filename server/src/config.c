@@ -45,6 +45,8 @@ static const option_row_t options[] = {
      1073741824, "bytes queued for one socket before it is closed as a slow consumer"},
     {"idle-timeout", "PARLEY_IDLE_TIMEOUT", OPT_INT, F(idle_timeout), "60", 1, 86400,
      "seconds without any frame from a client before its socket is closed"},
+    {"handshake-timeout", "PARLEY_HANDSHAKE_TIMEOUT", OPT_INT, F(handshake_timeout), "10", 1, 3600,
+     "seconds a new connection has to send its whole HTTP request head before it is closed"},
     /* lws keeps rx-buffer + 20 bytes for every connection, for its whole
      * life, and reads at most rx-buffer + 16 bytes per socket per loop
      * iteration. 256 holds a typical Phoenix frame (a heartbeat ~45 bytes, a

@@ -17,6 +17,7 @@ typedef struct config {
     long out_queue_msgs;    /* frames queued for one socket before it is cut off */
     long out_queue_bytes;   /* bytes queued for one socket before it is cut off */
     long idle_timeout;      /* seconds without a frame before a socket is closed */
+    long handshake_timeout; /* seconds for a new connection's request head */
     long rx_buffer;         /* bytes libwebsockets reads per socket per callback */
     long shutdown_grace;    /* seconds to wait for sockets to close on SIGTERM */
     char *log_level;        /* error, warn, info, debug */

@@ -16,6 +16,7 @@
 
 #include "gate.h"
 #include "log.h"
+#include "transport.h"
 #include "metrics.h"
 
 /* Out of descriptors (or memory), accepting stops for this long: the
@@ -65,6 +66,8 @@ static void adopt(int fd, const char *readbuf, size_t len) {
         metrics.errors[ERR_ADOPT]++;
         plog(LOG_WARN, "adopt_failed", "fd=%d", fd);
     }
+    if (wsi)
+        transport_handshake_started(wsi);
 }
 
 /* ---- Phoenix's authToken ----------------------------------------------------

@@ -62,6 +62,7 @@ typedef struct metrics {
     uint64_t connections;           /* gauge: open WebSocket connections */
     uint64_t connections_total;
     uint64_t disconnects_idle;
+    uint64_t handshake_timeouts;    /* closed without a whole request head in time */
     uint64_t disconnects_slow;
     uint64_t disconnects_rate;      /* closed for sending past their rate limits (4004) */
     uint64_t abuse_bans;            /* bans imposed for those closes (penalty.h) */

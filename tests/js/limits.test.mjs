@@ -7,11 +7,12 @@
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import net from "node:net";
 import { after, describe, test } from "node:test";
 
 import { Presence } from "phoenix";
 
-import { connectRaw, errKey, makeTestCert, sleep, startServer, stopAllServers, waitFor, withTimeout } from "./lib/server.mjs";
+import { SANITIZED, connectRaw, errKey, makeTestCert, sleep, startServer, stopAllServers, waitFor, withTimeout } from "./lib/server.mjs";
 import { phoenixSocket } from "./lib/phoenix.mjs";
 
 after(stopAllServers);
@@ -291,6 +292,62 @@ describe("settings", () => {
     for (const args of [["--msg-rate", "9000"], ["--msg-burst", "0"], ["--rate-strikes", "-1"], ["--max-payload", "1"]]) {
       await assert.rejects(startServer(args), /exited before listening/, args.join(" "));
     }
+  });
+});
+
+describe("request head (slowloris)", () => {
+  const SLOW = SANITIZED ? 4 : 1;
+  /** A TCP connection to srv that sends `bytes` (if any) and then nothing;
+   * resolves {closedAfterMs} when the server closes it. */
+  function lingering(srv, bytes) {
+    return new Promise((resolve, reject) => {
+      const t0 = Date.now();
+      const sock = net.connect(srv.port, "127.0.0.1", () => bytes && sock.write(bytes));
+      let got = "";
+      sock.on("data", (d) => (got += d));
+      sock.on("error", reject);
+      sock.on("close", () => resolve({ closedAfterMs: Date.now() - t0, got }));
+    });
+  }
+
+  test("a connection that never finishes its request head is closed after --handshake-timeout, logged and counted; others are not", async (t) => {
+    const srv = await server(t, ["--handshake-timeout", "1"]);
+    const [member] = await joinedClients(t, srv, 1);
+    const silent = lingering(srv, null);
+    const partial = lingering(srv, "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: x\r\n");
+    const [a, b] = await withTimeout(Promise.all([silent, partial]), 10000 * SLOW, "the server to close them");
+    for (const r of [a, b]) {
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000 * SLOW, `closed after ${r.closedAfterMs} ms`);
+      assert.equal(r.got, "", "no HTTP answer: the head never came");
+    }
+    const m = await srv.metrics();
+    assert.equal(m.get("parley_handshake_timeouts_total"), 2);
+    const lines = srv.stderr().split("\n").filter((l) => l.includes("event=handshake_timeout "));
+    assert.equal(lines.length, 2);
+    for (const l of lines) assert.match(l, /peer=127\.0\.0\.1 waited_ms=\d+/);
+    // the member joined before them is still served, past the timeout
+    await assertTopicWorks([member]);
+    assert.equal(m.get("parley_connections"), 1);
+  });
+
+  test("a connection that sends its head in time is not cut off later; one that leaves at once is not counted", async (t) => {
+    const srv = await server(t, ["--handshake-timeout", "1"]);
+    const gone = net.connect(srv.port, "127.0.0.1");
+    await new Promise((resolve) => gone.on("connect", resolve));
+    gone.destroy();
+    const [c] = await joinedClients(t, srv, 1);
+    const res = await fetch(`http://127.0.0.1:${srv.port}/healthz`);
+    assert.equal(res.status, 200);
+    await sleep(2500);
+    await assertTopicWorks([c]);
+    assert.equal((await srv.metrics()).get("parley_handshake_timeouts_total"), 0);
+  });
+
+  test("the default is 10 s", async (t) => {
+    const srv = await server(t);
+    const r = await withTimeout(lingering(srv, null), 20000 * SLOW, "the server to close it");
+    assert.ok(r.closedAfterMs >= 9900 && r.closedAfterMs < 13000 * SLOW, `closed after ${r.closedAfterMs} ms`);
+    assert.equal((await srv.metrics()).get("parley_handshake_timeouts_total"), 1);
   });
 });
 
