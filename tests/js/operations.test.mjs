@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
@@ -365,6 +366,24 @@ describe("static files", () => {
     // The dynamic endpoints still win over the static mount.
     assert.equal((await server.healthz()).status, "ok");
     assert.equal((await server.metrics()).get("parley_connections"), 0);
+  });
+
+  test("a kept-alive connection that fetched a file is not taken for a slow handshake", async (t) => {
+    const server = await startServer(["--static-dir", www, "--handshake-timeout", "1"]);
+    t.after(() => server.end());
+    const sock = net.connect(server.port, "127.0.0.1");
+    t.after(() => sock.destroy());
+    let got = "";
+    let closed = false;
+    sock.on("data", (d) => (got += d));
+    sock.on("close", () => (closed = true));
+    sock.write("GET /sub/note.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    await waitFor(() => got.includes("a note"), 5000, "the file");
+    await sleep(2500); // past the handshake timeout, twice the sweep
+    assert.equal(closed, false, "still open");
+    assert.equal((await server.metrics()).get("parley_handshake_timeouts_total"), 0);
+    sock.write("GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+    await waitFor(() => got.includes("index of parley test"), 5000, "the second file on the same connection");
   });
 
   test("path traversal does not escape --static-dir", async (t) => {
