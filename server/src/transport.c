@@ -126,11 +126,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     case LWS_CALLBACK_FILTER_HTTP_CONNECTION: /* a plain HTTP request's head is in */
         free(handshake_take(wsi, HEAD_IN));
-        return 0;
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
 
     case LWS_CALLBACK_WSI_DESTROY:
         free(handshake_take(wsi, NULL));
-        return 0;
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
 
     case LWS_CALLBACK_ESTABLISHED: {
         int hv = transport_url_arg(wsi, "vsn", vsn, sizeof vsn);
