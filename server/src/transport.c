@@ -39,8 +39,8 @@ int transport_url_arg(struct lws *wsi, const char *name, char *out, size_t size)
 
 /* Slowloris defence: a new connection has --handshake-timeout seconds to
  * send its whole request head. Until it has, the wsi's opaque user data
- * points to a handshake_t (when it was handed over, and by whom) on a list
- * in that order; then it is HEAD_IN. The sweep, once a second, closes the
+ * points to a handshake_t (when it was handed over) on a list in that
+ * order; then it is HEAD_IN. The sweep, once a second, closes the
  * ones whose time is up (lws' own limit is 30 s), logged and counted. One
  * small allocation per connection whose head has not arrived yet, so
  * bounded by the descriptor limit. */
@@ -48,7 +48,6 @@ typedef struct handshake {
     struct lws *wsi;
     uint64_t since_ms; /* CLOCK_MONOTONIC */
     struct handshake *prev, *next;
-    char peer[64];
 } handshake_t;
 
 static handshake_t *hs_head, *hs_tail;
@@ -74,8 +73,6 @@ void transport_handshake_started(struct lws *wsi) {
         return; /* lws' own 30 s apply */
     h->wsi = wsi;
     h->since_ms = mono_ms();
-    h->peer[0] = '\0';
-    lws_get_peer_simple(wsi, h->peer, sizeof h->peer);
     h->next = NULL;
     h->prev = hs_tail;
     *(hs_tail ? &hs_tail->next : &hs_head) = h;
@@ -100,7 +97,9 @@ void transport_sweep_handshakes(void) {
         hs_unlink(h);
         lws_set_opaque_user_data(h->wsi, NULL);
         metrics.handshake_timeouts++;
-        plog_limited(LOG_INFO, "handshake_timeout", "peer=%s waited_ms=%llu", h->peer,
+        char peer[64] = "";
+        lws_get_peer_simple(h->wsi, peer, sizeof peer); /* only now: most never time out */
+        plog_limited(LOG_INFO, "handshake_timeout", "peer=%s waited_ms=%llu", peer,
                      (unsigned long long)(now - h->since_ms));
         /* not the wsi lws is serving: this runs from a libev timer */
         lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_SYNC);
