@@ -45,7 +45,10 @@ static const option_row_t options[] = {
      1073741824, "bytes queued for one socket before it is closed as a slow consumer"},
     {"idle-timeout", "PARLEY_IDLE_TIMEOUT", OPT_INT, F(idle_timeout), "60", 1, 86400,
      "seconds without any frame from a client before its socket is closed"},
-    {"handshake-timeout", "PARLEY_HANDSHAKE_TIMEOUT", OPT_INT, F(handshake_timeout), "10", 1, 3600,
+    /* At most 8: lws itself closes such connections from about 10 s (its
+     * checks count whole seconds), and those closes would be neither logged
+     * nor counted; the sweep runs once a second. */
+    {"handshake-timeout", "PARLEY_HANDSHAKE_TIMEOUT", OPT_INT, F(handshake_timeout), "5", 1, 8,
      "seconds a new connection has to send its whole HTTP request head before it is closed"},
     /* lws keeps rx-buffer + 20 bytes for every connection, for its whole
      * life, and reads at most rx-buffer + 16 bytes per socket per loop
