@@ -521,10 +521,9 @@ static void raise_nofile(void) {
                 per_worker - 64, (long)rl.rlim_cur);
 }
 
-/* After the run: per message, the first and the last read over all workers,
- * as latencies from the message's intended send time. */
-/* First- and last-receiver latency of each timed message (timed[k] set),
- * from the fastest and slowest delivery the workers recorded, plus one. */
+/* After the run: the first- and last-receiver latency of each timed message
+ * (timed[k] set), from the fastest and slowest delivery over all workers
+ * (they record latency + 1, 0 meaning none). */
 static void first_last(results_t *r, const uint8_t *timed) {
     for (uint64_t k = 0; k < nmessages && k < (uint64_t)O.track; k++) {
         if (!timed[k])

@@ -159,7 +159,6 @@ static void join(client_t *c, uint64_t now) {
     ws_flush(&c->ws);
 }
 
-/* Queues one chat message: body TOKEN<pub>:<seq>:<intended ns>: padded. */
 /* When a message due at `due` may go: up to --poll-interval early (the next
  * poll may come that much later), but never across the start of the
  * measured window, so that a message is timed or not by when it was due. */
@@ -171,6 +170,7 @@ static uint64_t send_from(uint64_t due) {
     return from;
 }
 
+/* Queues one chat message: body TOKEN<pub>:<seq>:<send ns>: padded. */
 static void publish(client_t *c, int pub, uint32_t seq, uint64_t due, uint64_t now) {
     char body[4096];
     /* sent early (within --poll-interval): stamped with the real send time;

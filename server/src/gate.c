@@ -3,8 +3,10 @@
 
 #include <libwebsockets.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "config.h"
 #include "log.h"
@@ -15,10 +17,15 @@
 typedef struct pending {
     auth_identity_t *id; /* verified at the upgrade, not yet taken by the session */
     char *bearer;        /* token from the protocol header, set by the listener */
+    struct lws *hs_wsi;  /* waiting for its request head since hs_since_ms, or NULL */
+    uint64_t hs_since_ms;
+    int hs_prev, hs_next; /* the waiting list, oldest first: descriptors, -1 at the ends */
+    int head_in;          /* its head has arrived (it may during the adoption) */
 } pending_t;
 
 static pending_t *table;
 static long table_size;
+static int hs_first = -1, hs_last = -1;
 
 int gate_init(long fd_limit) {
     if (penalty_configure(config.abuse_ban, config.abuse_ban_max,
@@ -29,11 +36,21 @@ int gate_init(long fd_limit) {
     return table ? 0 : -1;
 }
 
+static void hs_unlink(pending_t *p) {
+    if (!p->hs_wsi)
+        return;
+    *(p->hs_prev >= 0 ? &table[p->hs_prev].hs_next : &hs_first) = p->hs_next;
+    *(p->hs_next >= 0 ? &table[p->hs_next].hs_prev : &hs_last) = p->hs_prev;
+    p->hs_wsi = NULL;
+}
+
 static void clear(pending_t *p) {
     auth_identity_free(p->id);
     free(p->bearer);
     p->id = NULL;
     p->bearer = NULL;
+    hs_unlink(p);
+    p->head_in = 0;
 }
 
 void gate_shutdown(void) {
@@ -275,4 +292,58 @@ int gate_admit(struct lws *wsi) {
     clear(p);
     p->id = id;
     return 0;
+}
+
+/* ---- the request head's deadline ------------------------------------------ */
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void gate_handshake_started(int fd, struct lws *wsi) {
+    pending_t *p = slot(fd);
+    if (!p || p->head_in)
+        return; /* lws had the whole head already, during the adoption */
+    p->hs_wsi = wsi;
+    p->hs_since_ms = mono_ms();
+    p->hs_next = -1;
+    p->hs_prev = hs_last;
+    *(hs_last >= 0 ? &table[hs_last].hs_next : &hs_first) = fd;
+    hs_last = fd;
+    lws_set_opaque_user_data(wsi, (void *)(intptr_t)(fd + 1));
+}
+
+void gate_head_in(struct lws *wsi) {
+    pending_t *p = slot(lws_get_socket_fd(wsi));
+    if (!p)
+        return;
+    p->head_in = 1;
+    if (p->hs_wsi == wsi)
+        hs_unlink(p);
+}
+
+void gate_wsi_destroyed(struct lws *wsi) {
+    /* its descriptor is closed by now: the one it had is in the opaque data */
+    pending_t *p = slot((int)(intptr_t)lws_get_opaque_user_data(wsi) - 1);
+    if (p && p->hs_wsi == wsi)
+        hs_unlink(p);
+}
+
+void gate_sweep_handshakes(void) {
+    uint64_t now = mono_ms(), limit = (uint64_t)config.handshake_timeout * 1000u;
+    while (hs_first >= 0 && now - table[hs_first].hs_since_ms >= limit) {
+        pending_t *p = &table[hs_first];
+        struct lws *wsi = p->hs_wsi;
+        uint64_t waited = now - p->hs_since_ms;
+        hs_unlink(p);
+        metrics.handshake_timeouts++;
+        char peer[64] = "";
+        lws_get_peer_simple(wsi, peer, sizeof peer); /* only now: most never time out */
+        plog_limited(LOG_INFO, "handshake_timeout", "peer=%s waited_ms=%llu", peer,
+                     (unsigned long long)waited);
+        /* not the wsi lws is serving: this runs from a libev timer */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_SYNC);
+    }
 }

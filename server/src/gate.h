@@ -45,6 +45,18 @@ auth_identity_t *gate_take(struct lws *wsi);
  * request's Sec-WebSocket-Protocol header (copied). */
 void gate_fd_opened(int fd, const char *bearer, size_t len);
 
+/* Slowloris defence: a connection lws adopted on descriptor fd has
+ * --handshake-timeout seconds to send its whole request head
+ * (gate_head_in(), from the callbacks that follow a complete head), or
+ * gate_sweep_handshakes(), once a second, closes it with a log line and a
+ * count. Those waiting are a list through the descriptor table, oldest
+ * first; the wsi's opaque user data holds fd + 1 meanwhile, for
+ * gate_wsi_destroyed(). */
+void gate_handshake_started(int fd, struct lws *wsi);
+void gate_head_in(struct lws *wsi);
+void gate_wsi_destroyed(struct lws *wsi);
+void gate_sweep_handshakes(void);
+
 /* The prefix of phoenix.js' authToken protocol entry. */
 #define GATE_BEARER_PREFIX "base64url.bearer.phx."
 

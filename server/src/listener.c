@@ -16,7 +16,6 @@
 
 #include "gate.h"
 #include "log.h"
-#include "transport.h"
 #include "metrics.h"
 
 /* Out of descriptors (or memory), accepting stops for this long: the
@@ -67,7 +66,7 @@ static void adopt(int fd, const char *readbuf, size_t len) {
         plog(LOG_WARN, "adopt_failed", "fd=%d", fd);
     }
     if (wsi)
-        transport_handshake_started(wsi);
+        gate_handshake_started(fd, wsi);
 }
 
 /* ---- Phoenix's authToken ----------------------------------------------------

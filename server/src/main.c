@@ -38,7 +38,7 @@ static double stop_deadline;
 static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
     session_sweep_idle(ev_now(loop));
     session_sweep_expired(ev_time());
-    transport_sweep_handshakes();
+    gate_sweep_handshakes();
 }
 
 /* Writing queued frames is deferred a little so that a burst of broadcasts

@@ -1,16 +1,11 @@
 /* transport.c -- the lws callback: dispatch only. */
 #include "transport.h"
 
-#include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "config.h"
 #include "gate.h"
 #include "http.h"
 #include "log.h"
-#include "metrics.h"
 #include "session.h"
 #include "tls.h"
 
@@ -37,76 +32,6 @@ int transport_url_arg(struct lws *wsi, const char *name, char *out, size_t size)
     }
 }
 
-/* Slowloris defence: a new connection has --handshake-timeout seconds to
- * send its whole request head. Until it has, the wsi's opaque user data
- * points to a handshake_t (when it was handed over) on a list in that
- * order; then it is HEAD_IN. The sweep, once a second, closes the
- * ones whose time is up (lws' own limit is 30 s), logged and counted. One
- * small allocation per connection whose head has not arrived yet, so
- * bounded by the descriptor limit. */
-typedef struct handshake {
-    struct lws *wsi;
-    uint64_t since_ms; /* CLOCK_MONOTONIC */
-    struct handshake *prev, *next;
-} handshake_t;
-
-static handshake_t *hs_head, *hs_tail;
-static char head_in_mark;
-#define HEAD_IN ((void *)&head_in_mark)
-
-static uint64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void hs_unlink(handshake_t *h) {
-    *(h->prev ? &h->prev->next : &hs_head) = h->next;
-    *(h->next ? &h->next->prev : &hs_tail) = h->prev;
-}
-
-void transport_handshake_started(struct lws *wsi) {
-    if (lws_get_opaque_user_data(wsi) == HEAD_IN)
-        return; /* lws had the whole head already, during the adoption */
-    handshake_t *h = malloc(sizeof *h);
-    if (!h)
-        return; /* lws' own 30 s apply */
-    h->wsi = wsi;
-    h->since_ms = mono_ms();
-    h->next = NULL;
-    h->prev = hs_tail;
-    *(hs_tail ? &hs_tail->next : &hs_head) = h;
-    hs_tail = h;
-    lws_set_opaque_user_data(wsi, h);
-}
-
-/* The head is in, or the wsi is going: off the list. */
-static handshake_t *handshake_take(struct lws *wsi, void *mark) {
-    handshake_t *h = lws_get_opaque_user_data(wsi);
-    lws_set_opaque_user_data(wsi, mark);
-    if (!h || h == HEAD_IN)
-        return NULL;
-    hs_unlink(h);
-    return h;
-}
-
-void transport_sweep_handshakes(void) {
-    uint64_t now = mono_ms(), limit = (uint64_t)config.handshake_timeout * 1000u;
-    while (hs_head && now - hs_head->since_ms >= limit) {
-        handshake_t *h = hs_head;
-        hs_unlink(h);
-        lws_set_opaque_user_data(h->wsi, NULL);
-        metrics.handshake_timeouts++;
-        char peer[64] = "";
-        lws_get_peer_simple(h->wsi, peer, sizeof peer); /* only now: most never time out */
-        plog_limited(LOG_INFO, "handshake_timeout", "peer=%s waited_ms=%llu", peer,
-                     (unsigned long long)(now - h->since_ms));
-        /* not the wsi lws is serving: this runs from a libev timer */
-        lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_SYNC);
-        free(h);
-    }
-}
-
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len) {
     session_t *s = user;
@@ -120,15 +45,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         /* Path, capacity, Origin and token, answered with an HTTP status
          * before the upgrade. */
-        free(handshake_take(wsi, HEAD_IN));
+        gate_head_in(wsi);
         return in && strcmp(in, "websocket") == 0 ? gate_admit(wsi) : -1;
 
     case LWS_CALLBACK_FILTER_HTTP_CONNECTION: /* a plain HTTP request's head is in */
-        free(handshake_take(wsi, HEAD_IN));
+        gate_head_in(wsi);
         return lws_callback_http_dummy(wsi, reason, user, in, len);
 
     case LWS_CALLBACK_WSI_DESTROY:
-        free(handshake_take(wsi, NULL));
+        gate_wsi_destroyed(wsi);
         return lws_callback_http_dummy(wsi, reason, user, in, len);
 
     case LWS_CALLBACK_ESTABLISHED: {

@@ -24,12 +24,6 @@ int transport_url_arg(struct lws *wsi, const char *name, char *out, size_t size)
 
 /* Fills protocols[0..1] (the second is the terminator). rx_buffer is the
  * per-socket read size. */
-/* A connection just handed to lws: it has --handshake-timeout seconds to
- * send its whole request head, or transport_sweep_handshakes() (once a
- * second) closes it, logged and counted. */
-void transport_handshake_started(struct lws *wsi);
-void transport_sweep_handshakes(void);
-
 void transport_protocols(struct lws_protocols protocols[2], size_t rx_buffer);
 
 #endif
