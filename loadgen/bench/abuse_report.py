@@ -3,7 +3,10 @@
 docs/benchmarks.md, from the runs scripts/bench-abuse made (RESULTS/runs.tsv
 and the JSON reports beside it): per scenario and abuser kind, the ordinary
 clients' delivery p99 in every repetition, its median, and the ratio of that
-median to the median without an abuser; then what became of the abuser."""
+median to the median without an abuser; the same for transit (from the real
+write, so without the load generator's own lateness: docs/loadgen.md,
+"Transit"); how many of parley's event loop iterations took over 1 ms and
+over 5 ms; then what became of the abuser."""
 import csv
 import json
 import os
@@ -32,7 +35,8 @@ def p99s(rows, key):
     out = []
     for row in rows:
         r = row["r"]
-        h = r["fanout"]["last_receiver_ms"] if key == "last" else r["latency_ms"]
+        h = {"last": lambda: r["fanout"]["last_receiver_ms"], "transit": lambda: r["transit_ms"]}.get(
+            key, lambda: r["latency_ms"])()
         out.append(h["p99"])
     return out
 
@@ -47,10 +51,13 @@ def main():
     for sc in scenarios:
         kinds = [k for (s, k) in runs if s == sc]
         keys = [("all", "delivery p99")] + ([("last", "last-receiver p99")] if sc == "fanout" else [])
+        if all("transit_ms" in row["r"] for k in kinds for row in runs[(sc, k)]):
+            keys.append(("transit", "transit p99"))
         print(f"\n#### {sc}\n")
         head = "| abuser | " + " | ".join(
             f"{label}, each run (ms) | median | × none" for _, label in keys
-        ) + " | others' result | load before / other processes' cores during, each run |"
+        ) + " | loop iterations over 1 ms / over 5 ms, median per run | others' result " \
+            "| load before / other processes' cores during, each run |"
         print(head)
         print("|---" * (head.count("|") - 1) + "|")
         base = {key: statistics.median(p99s(runs[(sc, "none")], key)) for key, _ in keys} if (sc, "none") in runs else {}
@@ -64,7 +71,12 @@ def main():
                 cells.append(f"{' / '.join(fmt(v) for v in vals)} | {fmt(med)} | {ratio}")
             verdicts = sorted({row["r"]["verdict"] for row in rows})
             machine = ", ".join(f"{row['load1']} / {row.get('foreign_cores', '?')}" for row in rows)
-            print(f"| {k} | " + " | ".join(cells) + f" | {'; '.join(verdicts)} | {machine} |")
+            loops = "–"
+            if all(row.get("iter_over_1ms") not in (None, "") for row in rows):
+                o1 = statistics.median(int(row["iter_over_1ms"]) for row in rows)
+                o5 = statistics.median(int(row["iter_over_5ms"]) for row in rows)
+                loops = f"{o1:g} / {o5:g}"
+            print(f"| {k} | " + " | ".join(cells) + f" | {loops} | {'; '.join(verdicts)} | {machine} |")
         print()
         print("| abuser | connections | closed by the server (codes) | closed after (ms, mean / max) "
               "| sent | ok | rate_limited | its messages read by the others |")

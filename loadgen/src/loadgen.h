@@ -94,6 +94,7 @@ typedef struct wslot {
     uint64_t pubs_with_loss;
     uint64_t abuse_seen;              /* the abuser's messages read by ordinary clients */
     hist_t connect, join, send_lag;
+    hist_t transit; /* from the write to the arrival: parley and the network only */
     hist_t latency[MAX_TARGETS];
 } wslot_t;
 

@@ -714,6 +714,7 @@ int main(int argc, char **argv) {
         hist_add(&t->connect, &s->connect);
         hist_add(&t->join, &s->join);
         hist_add(&t->send_lag, &s->send_lag);
+        hist_add(&t->transit, &s->transit);
         for (int k = 0; k < O.nurls; k++)
             hist_add(&t->latency[k], &s->latency[k]);
     }

@@ -80,6 +80,8 @@ void report_summary(FILE *f, const results_t *r) {
         print_hist(f, "send lag", &t->send_lag);
     }
     print_hist(f, "latency (all)", &r->latency);
+    if (t->sent && O.scenario != SC_PRESENCE)
+        print_hist(f, "transit", &t->transit);
     if (O.nurls > 1)
         for (int i = 0; i < O.nurls; i++) {
             char name[64];
@@ -210,6 +212,7 @@ int report_json(const char *path, const results_t *r) {
     json_object_set_new(root, "latency_ms", hist_json(&r->latency));
     json_object_set_new(root, "latency_by_target_ms", lat_t);
     json_object_set_new(root, "send_lag_ms", hist_json(&t->send_lag));
+    json_object_set_new(root, "transit_ms", hist_json(&t->transit));
     if (r->have_fl) {
         json_t *ft = json_array(), *lt = json_array();
         for (int i = 0; i < O.nurls; i++) {

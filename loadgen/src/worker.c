@@ -170,13 +170,16 @@ static uint64_t send_from(uint64_t due) {
     return from;
 }
 
-/* Queues one chat message: body TOKEN<pub>:<seq>:<send ns>: padded. */
+/* Queues one chat message: body TOKEN<pub>:<seq>:<stamp ns>:<write ns>:
+ * padded. The stamp is what latency counts from: the real send time if the
+ * message went early (within --poll-interval), the time it was due if it
+ * went late, so that the delay counts. The write time is the real one, for
+ * the transit time, which leaves out how late the load generator was. */
 static void publish(client_t *c, int pub, uint32_t seq, uint64_t due, uint64_t now) {
     char body[4096];
-    /* sent early (within --poll-interval): stamped with the real send time;
-     * late: with the time it was due, so that the delay counts */
     uint64_t stamp = now < due ? now : due;
-    int n = snprintf(body, sizeof body, TOKEN "%d:%u:%llu:", pub, seq, (unsigned long long)stamp);
+    int n = snprintf(body, sizeof body, TOKEN "%d:%u:%llu:%llu:", pub, seq, (unsigned long long)stamp,
+                     (unsigned long long)now);
     int want = O.payload < (int)sizeof body - 1 ? O.payload : (int)sizeof body - 1;
     if (n < want) {
         memset(body + n, 'x', (size_t)(want - n));
@@ -227,6 +230,7 @@ static void on_chat(client_t *c, slice_t payload, uint64_t now) {
     const uint8_t *p = t + sizeof TOKEN - 1, *e = payload.p + payload.n;
     int ok = 1;
     uint64_t pub = parse_u64(&p, e, &ok), seq = parse_u64(&p, e, &ok), due = parse_u64(&p, e, &ok);
+    uint64_t written = parse_u64(&p, e, &ok);
     uint32_t slot = is_fanout() ? (uint32_t)pub : (uint32_t)(pub / (uint64_t)O.rooms);
     if (!ok || pub >= (uint64_t)npubs_total || slot >= c->npairs ||
         (O.scenario == SC_ROOMS && pub % (uint64_t)O.rooms != c->room)) {
@@ -255,10 +259,12 @@ static void on_chat(client_t *c, slice_t payload, uint64_t now) {
     /* `due` is the send time the message carries; the arrival stamp and the
      * monotonic clock can differ by a few nanoseconds, hence the clamp */
     uint64_t lat = now > due ? now - due : 0;
-    if (due >= C->t_measure)
+    if (due >= C->t_measure) {
         hist_record(&S->latency[c->ws.target], lat);
-    else
+        hist_record(&S->transit, now > written ? now - written : 0);
+    } else {
         S->untimed++;
+    }
     if (my_times && is_fanout()) {
         /* the fastest and slowest delivery of message k, plus one (0: none yet) */
         uint64_t k = seq * (uint64_t)O.publishers + pub;

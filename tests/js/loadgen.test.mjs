@@ -134,7 +134,11 @@ function assertConsistent(r) {
   assert.ok(r.latency_ms.count <= m.unique, "only distinct deliveries are timed");
   const byTarget = r.latency_by_target_ms.reduce((s, h) => s + h.count, 0);
   assert.equal(byTarget, r.latency_ms.count, "per-target latencies add up to the total");
-  for (const h of [r.latency_ms, r.connections.join_ms, r.connections.connect_ms]) {
+  assert.equal(r.transit_ms.count, r.latency_ms.count, "every timed delivery has a transit time");
+  if (r.transit_ms.count)
+    assert.ok(r.transit_ms.p50 <= r.latency_ms.p50 + 0.002 && r.transit_ms.max <= r.latency_ms.max + 0.002,
+      "transit (from the real write) is never longer than latency (from the intended time)");
+  for (const h of [r.latency_ms, r.transit_ms, r.connections.join_ms, r.connections.connect_ms]) {
     if (!h.count) continue;
     assert.ok(h.min <= h.p50 && h.p50 <= h.p90 && h.p90 <= h.p99 && h.p99 <= h.p999 && h.p999 <= h.max,
       `percentiles in order: ${JSON.stringify(h)}`);
