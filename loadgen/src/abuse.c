@@ -149,6 +149,7 @@ static void on_end(ws_conn_t *w, enum ws_end why, int code, int err) {
     if (ab.t_open)
         A->abusing_ns += now - ab.t_open;
     ab.t_open = 0;
+    __atomic_store_n(&A->active_until, now, __ATOMIC_RELEASE);
     if (why != WS_END_LOCAL) { /* the server ended it (or refused it) */
         A->closes++;
         int i = 0;
@@ -221,6 +222,8 @@ void abuser_main(int wake_fd) {
                 ab.state = A_CONNECTING;
                 ab.t_first = 0;
                 A->conns++;
+                __atomic_store_n(&A->active_until, UINT64_MAX, __ATOMIC_RELEASE);
+                __atomic_store_n(&A->active_from, now, __ATOMIC_RELEASE);
                 char token[CONN_TOKEN_MAX];
                 ws_open(&ab.ws, targets, 0, 0, conn_token("abuser", token, sizeof token));
             }

@@ -95,6 +95,10 @@ typedef struct wslot {
     uint64_t abuse_seen;              /* the abuser's messages read by ordinary clients */
     hist_t connect, join, send_lag;
     hist_t transit; /* from the write to the arrival: parley and the network only */
+    /* --abuse: the same transits, split by whether they arrived while an
+     * abuser's connection was open (from its connect to ABUSE_AFTER_NS
+     * after it ended) or apart from it */
+    hist_t transit_during, transit_apart;
     hist_t latency[MAX_TARGETS];
 } wslot_t;
 
@@ -109,7 +113,12 @@ typedef struct abuse_slot {
     uint64_t abusing_ns;               /* time connected in the measured window */
     uint64_t bytes_read;
     uint64_t cpu_ns, final;
+    /* its latest connection: open from active_from to active_until
+     * (UINT64_MAX while open), for the workers to split transits by */
+    uint64_t active_from, active_until;
 } abuse_slot_t;
+
+#define ABUSE_AFTER_NS 50000000ull /* how long after an abuser's connection its effect is looked for */
 
 typedef struct shared {
     control_t ctl;

@@ -715,6 +715,8 @@ int main(int argc, char **argv) {
         hist_add(&t->join, &s->join);
         hist_add(&t->send_lag, &s->send_lag);
         hist_add(&t->transit, &s->transit);
+        hist_add(&t->transit_during, &s->transit_during);
+        hist_add(&t->transit_apart, &s->transit_apart);
         for (int k = 0; k < O.nurls; k++)
             hist_add(&t->latency[k], &s->latency[k]);
     }

@@ -54,6 +54,8 @@ static void abuse_summary(FILE *f, const results_t *r) {
                 (double)a->close_ns_max / 1e6);
     fprintf(f, "; connected %.2f s of the window, cpu %.3f s\n", (double)a->abusing_ns / 1e9,
             (double)a->cpu_ns / 1e9);
+    print_hist(f, "transit during abuse", &r->t.transit_during);
+    print_hist(f, "transit apart", &r->t.transit_apart);
 }
 
 void report_summary(FILE *f, const results_t *r) {
@@ -152,7 +154,7 @@ static json_t *abuse_json(const results_t *r) {
             json_object_set_new(codes, i == NCODES - 1 ? "other" : k, json_integer((json_int_t)a->codes[i]));
         }
     double n = a->closes ? (double)a->closes : 1;
-    return json_pack("{s:s,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:f,s:f,s:f,s:f,s:I,s:f}", "kind",
+    return json_pack("{s:s,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:f,s:f,s:f,s:f,s:I,s:f,s:o,s:o}", "kind",
                      abuse_names[O.abuse], "reconnect_s", O.abuse_reconnect, "connections",
                      (json_int_t)a->conns, "upgraded", (json_int_t)a->upgraded, "sent",
                      (json_int_t)a->sent, "acked", (json_int_t)a->acked, "rate_limited",
@@ -163,7 +165,9 @@ static json_t *abuse_json(const results_t *r) {
                      "close_after_ms_first", a->closes ? (double)a->close_ns_first / 1e6 : -1.0,
                      "close_after_ms_max", a->closes ? (double)a->close_ns_max / 1e6 : -1.0,
                      "connected_s", (double)a->abusing_ns / 1e9, "delivered_to_others",
-                     (json_int_t)r->t.abuse_seen, "cpu_s", (double)a->cpu_ns / 1e9);
+                     (json_int_t)r->t.abuse_seen, "cpu_s", (double)a->cpu_ns / 1e9,
+                     "others_transit_during_ms", hist_json(&r->t.transit_during),
+                     "others_transit_apart_ms", hist_json(&r->t.transit_apart));
 }
 
 int report_json(const char *path, const results_t *r) {

@@ -261,7 +261,14 @@ static void on_chat(client_t *c, slice_t payload, uint64_t now) {
     uint64_t lat = now > due ? now - due : 0;
     if (due >= C->t_measure) {
         hist_record(&S->latency[c->ws.target], lat);
-        hist_record(&S->transit, now > written ? now - written : 0);
+        uint64_t transit = now > written ? now - written : 0;
+        hist_record(&S->transit, transit);
+        if (O.abuse) {
+            uint64_t from = __atomic_load_n(&SH->abuse.active_from, __ATOMIC_ACQUIRE);
+            uint64_t until = __atomic_load_n(&SH->abuse.active_until, __ATOMIC_ACQUIRE);
+            int during = from && now >= from && (until == UINT64_MAX || now <= until + ABUSE_AFTER_NS);
+            hist_record(during ? &S->transit_during : &S->transit_apart, transit);
+        }
     } else {
         S->untimed++;
     }
