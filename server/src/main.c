@@ -37,6 +37,7 @@ static double stop_deadline;
 
 static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
     session_sweep_idle(ev_now(loop));
+    session_sweep_closing(ev_now(loop));
     session_sweep_expired(ev_time());
     gate_sweep_handshakes();
 }

@@ -28,12 +28,23 @@
 /* Seconds a closing socket may take to accept its close frame. */
 #define CLOSE_WAIT_S 5
 
+/* Input a closing socket may still send, read and dropped (see lingers()):
+ * an honest client has at most what it had in flight when the close frame
+ * left, and then its own close frame. Past this the socket is no longer
+ * read at all: a client flooding on regardless costs no more reads, the
+ * kernel's receive window holds it back, and the socket ends when the
+ * client closes its side or CLOSE_WAIT_S after the close. */
+#define CLOSE_DRAIN_MAX (16 * 1024)
+
 /* Idle connections cost one session each: keep it in a 128-byte malloc
  * chunk (see session.h). */
 _Static_assert(sizeof(session_t) <= 120, "session_t grew past 120 bytes");
 
 static uint64_t next_id = 1;
 static session_t *idle_list;   /* utlist DL via iprev/inext */
+/* Closing sessions, on the same links (a session is on one list or the
+ * other), oldest close first; last_rx is when it began closing. */
+static session_t *closing_list;
 
 /* ---- outbound queue ----------------------------------------------------- */
 
@@ -713,8 +724,24 @@ static void touch(session_t *s) {
     }
 }
 
+/* Input that arrives once the session is closing is dropped, up to
+ * CLOSE_DRAIN_MAX; then the socket is no longer read. */
+static void drain_closing(session_t *s, size_t len) {
+    if (s->close_drained >= CLOSE_DRAIN_MAX)
+        return;
+    s->close_drained += len < CLOSE_DRAIN_MAX ? (uint32_t)len : CLOSE_DRAIN_MAX;
+    if (s->close_drained < CLOSE_DRAIN_MAX)
+        return;
+    lws_rx_flow_control(s->wsi, 0);
+    metrics.close_drains_stopped++;
+    plog_limited(LOG_INFO, "close_input_stopped", "conn=%llu code=%d bytes=%u",
+                 (unsigned long long)s->id, s->close_code, (unsigned)s->close_drained);
+}
+
 void session_receive(session_t *s, const void *in, size_t len, int first, int final,
                      int binary) {
+    if (s->closing && s->open)
+        drain_closing(s, len);
     if (s->closing || !s->open)
         return;
     touch(s);
@@ -803,10 +830,12 @@ static void stop_session(session_t *s, int drop_queue) {
     rx_drop(s); /* before closing is set: then the union holds the close reason */
     s->closing = 1;
     s->close_reason = NULL;
+    s->close_drained = 0; /* the rate limits are done with */
     if (drop_queue)
         q_clear(s);
     DL_DELETE2(idle_list, s, iprev, inext);
-    s->iprev = s->inext = NULL;
+    s->last_rx = ev_now(EV_DEFAULT);
+    DL_APPEND2(closing_list, s, iprev, inext);
     if (s->flush_pending) {
         DL_DELETE2(flush_list, s, fprev, fnext);
         s->flush_pending = 0;
@@ -831,11 +860,11 @@ void session_close(session_t *s, int code, const char *reason) {
          code, reason);
     /* The close frame is sent from the next WRITEABLE callback, after
      * whatever lws still holds of earlier frames. A peer that never becomes
-     * writable again is cut off without one after CLOSE_WAIT_S. */
+     * writable again, or never ends the socket, is cut off after
+     * CLOSE_WAIT_S (session_sweep_closing). */
     s->close_code = code;
     s->close_reason = reason;
     lws_callback_on_writable(s->wsi);
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_WAIT_S);
 }
 
 void session_closed(session_t *s) {
@@ -850,11 +879,28 @@ void session_closed(session_t *s) {
     s->ident = NULL;
     if (!s->closing)
         stop_session(s, 1); /* the peer closed, or lws gave up on the socket */
+    if (s->iprev) /* not yet taken off by session_sweep_closing */
+        DL_DELETE2(closing_list, s, iprev, inext);
+    s->iprev = s->inext = NULL;
     q_clear(s);
     rx_drop(s);
     s->open = 0;
     metrics.connections--;
     plog(LOG_DEBUG, "disconnected", "conn=%llu", (unsigned long long)s->id);
+}
+
+/* lws' own timeouts (lws_set_timeout) only fire when lws next wakes up for
+ * some socket, which a node with nothing else to do may not for long, and
+ * not at all for a socket it no longer reads; so the close deadline is kept
+ * here, on the loop's one-second sweep. */
+void session_sweep_closing(double now) {
+    while (closing_list && now - closing_list->last_rx >= CLOSE_WAIT_S) {
+        session_t *s = closing_list;
+        DL_DELETE2(closing_list, s, iprev, inext);
+        s->iprev = s->inext = NULL;
+        plog(LOG_DEBUG, "close_timeout", "conn=%llu code=%d", (unsigned long long)s->id, s->close_code);
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+    }
 }
 
 void session_sweep_idle(double now) {

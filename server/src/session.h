@@ -56,8 +56,15 @@ typedef struct session {
     uint32_t qbytes;            /* bytes of all queued frames (<= --out-queue-bytes + one frame) */
     uint32_t nchannels;
     /* Rate limits: token buckets kept as the time each is full again
-     * (ratelimit.h). Every message but phx_join takes from msg_tat. */
-    uint32_t msg_tat, join_tat;
+     * (ratelimit.h). Every message but phx_join takes from msg_tat. A
+     * closing session is limited no more: then close_drained counts the
+     * bytes of its input dropped since (CLOSE_DRAIN_MAX in session.c). */
+    union {
+        struct {
+            uint32_t msg_tat, join_tat;
+        };
+        uint32_t close_drained;
+    };
     uint16_t close_code;        /* what to send in the close frame */
     uint8_t format;             /* proto_format_t */
     unsigned closing : 1;       /* session_close() was called */
@@ -122,6 +129,10 @@ int session_peer_closed(session_t *s);
 
 /* Closes sessions that have sent nothing for --idle-timeout seconds. */
 void session_sweep_idle(double now);
+
+/* Ends the sockets that have been closing for CLOSE_WAIT_S (5 s) without
+ * the client answering or ending them. Called once a second. */
+void session_sweep_closing(double now);
 
 /* Closes (4003) the connections whose token expired by `now` (Unix time). */
 void session_sweep_expired(double now);

@@ -2,10 +2,9 @@
 // passes its own query parameters (tokens come before vsn in phoenix.js URLs)
 // and when it sends a join and a bad message back to back.
 import assert from "node:assert/strict";
-import net from "node:net";
 import { after, describe, test } from "node:test";
 
-import { WebSocket, startServer, stopAllServers, withTimeout } from "./lib/server.mjs";
+import { WebSocket, maskedTextFrame, rawWebSocket, startServer, stopAllServers, withTimeout } from "./lib/server.mjs";
 
 after(stopAllServers);
 
@@ -53,50 +52,11 @@ describe("close ordering", () => {
     const server = await startServer();
     t.after(() => server.end());
     // Both frames in one TCP write, so the server reads them in one go.
-    const frame = (text) => {
-      const payload = Buffer.from(text);
-      const mask = Buffer.from([1, 2, 3, 4]);
-      const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
-      return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
-    };
-    const received = await withTimeout(
-      new Promise((resolve, reject) => {
-        const sock = net.connect(server.port, "127.0.0.1", () => {
-          sock.write(
-            "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
-              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-          );
-        });
-        let buf = Buffer.alloc(0);
-        let upgraded = false;
-        sock.on("data", (d) => {
-          buf = Buffer.concat([buf, d]);
-          if (!upgraded) {
-            const end = buf.indexOf("\r\n\r\n");
-            if (end < 0) return;
-            upgraded = true;
-            buf = buf.subarray(end + 4);
-            sock.write(Buffer.concat([frame('["1","1","room:x","phx_join",{}]'), frame("not json")]));
-          }
-        });
-        sock.on("close", () => resolve(buf));
-        sock.on("error", reject);
-      }),
-      5000,
-      "server to close the socket",
-    );
-    // Parse the server's frames (unmasked, short).
-    const frames = [];
-    for (let off = 0; off + 2 <= received.length; ) {
-      let len = received[off + 1] & 0x7f;
-      let hdr = 2;
-      if (len === 126) {
-        len = received.readUInt16BE(off + 2);
-        hdr = 4;
-      }
-      frames.push({ opcode: received[off] & 0x0f, payload: received.subarray(off + hdr, off + hdr + len) });
-      off += hdr + len;
-    }
+    const ws = rawWebSocket(server);
+    t.after(() => ws.sock.destroy());
+    await withTimeout(ws.ready, 5000, "the upgrade");
+    ws.sock.write(Buffer.concat([maskedTextFrame('["1","1","room:x","phx_join",{}]'), maskedTextFrame("not json")]));
+    const frames = await withTimeout(ws.closed, 5000, "server to close the socket");
     assert.ok(frames.length >= 2, `frames: ${frames.length}`);
     const reply = JSON.parse(frames[0].payload.toString());
     assert.deepEqual(reply.slice(0, 4), ["1", "1", "room:x", "phx_reply"]);

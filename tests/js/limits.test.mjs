@@ -12,7 +12,10 @@ import { after, describe, test } from "node:test";
 
 import { Presence } from "phoenix";
 
-import { SANITIZED, connectRaw, errKey, makeTestCert, sleep, startServer, stopAllServers, waitFor, withTimeout } from "./lib/server.mjs";
+import {
+  SANITIZED, connectRaw, errKey, makeTestCert, maskedTextFrame, rawWebSocket, sleep, startServer, stopAllServers, tcpQueues,
+  waitFor, withTimeout,
+} from "./lib/server.mjs";
 import { phoenixSocket } from "./lib/phoenix.mjs";
 
 after(stopAllServers);
@@ -59,6 +62,30 @@ async function assertTopicWorks(clients, topic = TOPIC) {
     assert.deepEqual(reply.payload, { status: "ok", response: {} }, "a healthy push is answered ok");
     for (const c of clients) await c.broadcast(topic, "healthy", (p) => p.n === n);
   }
+}
+
+/** A client on a bare socket (rawWebSocket) that joins TOPIC and then
+ * writes chat messages as fast as the socket takes them, whatever the server
+ * answers, and never stops. closeFrame resolves with {code} when the close
+ * frame arrives, ended when the server ends the socket. */
+function rawFlooder(srv) {
+  const ws = rawWebSocket(srv);
+  const batch = Buffer.concat(
+    Array.from({ length: 200 }, (_, i) =>
+      maskedTextFrame(JSON.stringify(["1", `f${i}`, TOPIC, "spam", { pad: "x".repeat(200) }]))),
+  );
+  const flood = () => {
+    while (!ws.sock.destroyed && ws.sock.write(batch));
+  };
+  ws.sock.on("drain", flood);
+  ws.ready.then(() => {
+    ws.sock.write(maskedTextFrame(JSON.stringify(["1", "1", TOPIC, "phx_join", {}])));
+    flood();
+  });
+  const closeFrame = new Promise((resolve) => {
+    ws.onFrame = (f) => f.opcode === 8 && resolve({ code: f.payload.readUInt16BE(0) });
+  });
+  return { sock: ws.sock, closeFrame, ended: ws.closed };
 }
 
 describe("message rate", () => {
@@ -111,6 +138,30 @@ describe("message rate", () => {
     const statuses = repliesTo(flooder, TOPIC, ["f0", "f4", "f5", "f8", "f9"]).map((m) => m?.payload.status);
     assert.deepEqual(statuses, ["ok", "ok", "error", "error", undefined], "5 ok, 4 refused, nothing after the close");
     await assertTopicWorks([other]);
+  });
+
+  test("a flooder that ignores its 4004 and sends on is read no more: its input piles up in the kernel, and the socket ends within 5 s", async (t) => {
+    const srv = await server(t);
+    const [member] = await joinedClients(t, srv, 1);
+    const flooder = rawFlooder(srv);
+    t.after(() => flooder.sock.destroy());
+    const close = await withTimeout(flooder.closeFrame, 5000, "the 4004 close frame");
+    assert.equal(close.code, 4004);
+    const closedAt = Date.now();
+    // It keeps writing; the server drops 16 KiB of it, then stops reading:
+    // what it sends from then on waits, unread, in the server's socket.
+    await waitFor(async () => (await srv.metrics()).get("parley_close_input_stopped_total") === 1, 3000,
+      "the server to stop reading the flooder");
+    await waitFor(() => (tcpQueues(srv.port, flooder.sock.localPort)?.rx ?? 0) > 64 * 1024, 3000,
+      "the flooder's bytes to wait unread at the server");
+    assert.match(srv.stderr(), /event=close_input_stopped conn=\d+ code=4004 bytes=\d+/);
+    // the member is served all along
+    await assertTopicWorks([member]);
+    // and the flooder's socket ends by the close timeout, though it never stops
+    await withTimeout(flooder.ended, 8000 * (SANITIZED ? 2 : 1), "the server to end the socket");
+    const after = Date.now() - closedAt;
+    assert.ok(after < 7000 * (SANITIZED ? 2 : 1), `ended ${after} ms after the close frame`);
+    assert.equal((await srv.metrics()).get("parley_connections"), 1);
   });
 
   test("heartbeats count too", async (t) => {

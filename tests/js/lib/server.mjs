@@ -20,6 +20,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -584,6 +585,68 @@ export function wsUrl(server, format = "v2", extra = "") {
 }
 
 /** Connects a raw client of `format` to server (over TLS if it serves TLS). */
+/** A masked client text frame (RFC 6455, 5.3) carrying `text`, as a client
+ * on a bare socket writes it. */
+export function maskedTextFrame(text) {
+  const payload = Buffer.from(text);
+  const mask = Buffer.from([7, 1, 3, 9]);
+  const head = payload.length < 126
+    ? Buffer.from([0x81, 0x80 | payload.length])
+    : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+  return Buffer.concat([head, mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]);
+}
+
+/** A WebSocket client on a bare TCP socket (V2 JSON), for what the ws
+ * library will not do: several frames in one TCP write, writing on after a
+ * close frame. `ready` resolves once the 101 head is in; the server's
+ * frames, {opcode, payload}, collect in `frames` (onFrame is called for
+ * each); `closed` resolves with them when the socket ends. */
+export function rawWebSocket(server) {
+  const sock = net.connect(server.port, "127.0.0.1", () =>
+    sock.write(
+      "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    ),
+  );
+  let upgraded = false;
+  let onReady;
+  const ws = {
+    sock,
+    frames: [],
+    onFrame: () => {},
+    ready: new Promise((resolve) => (onReady = resolve)),
+    closed: new Promise((resolve) => sock.on("close", () => resolve(ws.frames))),
+  };
+  let buf = Buffer.alloc(0);
+  sock.on("data", (d) => {
+    buf = Buffer.concat([buf, d]);
+    if (!upgraded) {
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      upgraded = true;
+      buf = buf.subarray(end + 4);
+      onReady();
+    }
+    for (;;) { // the server's frames: unmasked, under 64 KiB
+      if (buf.length < 2) return;
+      let len = buf[1] & 0x7f;
+      let hdr = 2;
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        hdr = 4;
+      }
+      if (buf.length < hdr + len) return;
+      const f = { opcode: buf[0] & 0x0f, payload: buf.subarray(hdr, hdr + len) };
+      buf = buf.subarray(hdr + len);
+      ws.frames.push(f);
+      ws.onFrame(f);
+    }
+  });
+  sock.on("error", () => {}); // a reset ends it like a close
+  return ws;
+}
+
 export function connectRaw(server, format = "v2", opts = {}) {
   return RawClient.connect(wsUrl(server, format, opts.query), { ca: server.ca, ...opts, format });
 }
