@@ -424,6 +424,11 @@ describe("--abuse: one abusive connection beside the scenario", () => {
     assert.deepEqual([r.messages.lost, r.messages.duplicated, r.messages.unparseable], [0, 0, 0]);
     const m = await srv.metrics();
     assert.equal(m.get("parley_rate_limit_disconnects_total"), a.closed_by_server);
+    // the others' transits, split by the abuser's connections: a few
+    // milliseconds each, so most arrived apart from them
+    const during = a.others_transit_during_ms.count, apart = a.others_transit_apart_ms.count;
+    assert.equal(during + apart, r.transit_ms.count, "every timed delivery is during or apart");
+    assert.ok(during > 0 && apart > during, `during ${during}, apart ${apart}`);
   });
 
   test("joinspam: joins refused as rate_limited, closed with 4004", async () => {
