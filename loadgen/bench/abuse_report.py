@@ -6,7 +6,9 @@ clients' delivery p99 in every repetition, its median, and the ratio of that
 median to the median without an abuser; the same for transit (from the real
 write, so without the load generator's own lateness: docs/loadgen.md,
 "Transit"); how many of parley's event loop iterations took over 1 ms and
-over 5 ms; then what became of the abuser."""
+over 5 ms; then what became of the abuser, and the others' transit p99
+while its connections were open against apart from them, within the same
+runs."""
 import csv
 import json
 import os
@@ -99,6 +101,22 @@ def main():
             print(f"| {k} | {per('connections')} | {closed / n:.1f} per run "
                   f"({', '.join(f'{c}: {v}' for c, v in sorted(codes.items())) or 'none'}) | {after} "
                   f"| {per('sent')} | {per('acked')} | {per('rate_limited')} | {per('delivered_to_others')} |")
+        split = [k for k in kinds if k != "none"
+                 and all("others_transit_during_ms" in row["r"]["abuser"] for row in runs[(sc, k)])]
+        if split:
+            print()
+            print("| abuser | deliveries during its connections | transit p99 during, each run (ms) "
+                  "| apart, each run (ms) | during ÷ apart, median |")
+            print("|---|---|---|---|---|")
+            for k in split:
+                a = [row["r"]["abuser"] for row in runs[(sc, k)]]
+                dur = [x["others_transit_during_ms"] for x in a]
+                apa = [x["others_transit_apart_ms"] for x in a]
+                share = statistics.mean(d["count"] / max(1, d["count"] + p["count"]) for d, p in zip(dur, apa))
+                ratios = [d["p99"] / p["p99"] for d, p in zip(dur, apa) if d["count"] and p["count"] and p["p99"]]
+                cell = lambda hs: " / ".join(fmt(h["p99"]) if h["count"] else "–" for h in hs)
+                print(f"| {k} | {100 * share:.1f} % | {cell(dur)} | {cell(apa)} "
+                      f"| {f'{statistics.median(ratios):.2f}' if ratios else '–'} |")
     any_run = next(iter(runs.values()))[0]["r"]
     m = any_run["machine"]
     print(f"\n(per run, averaged over {reps_note(runs)}; machine: {m['cores']} cores, {m['cpu']}, "

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <parley/protocol.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,14 @@ static const ws_ops_t ops = {on_open, on_message, on_end};
 void abuser_main(int wake_fd) {
     A = &SH->abuse;
     C = &SH->ctl;
+    /* An abusive client is on some other machine; here its own work (the
+     * encoding, the writes) would take a core from the server or the
+     * workers and show up in the others' latency as if the server were
+     * slow. SCHED_IDLE runs it only when a core is otherwise idle. */
+    struct sched_param none = {0};
+    if (!O.abuse_normal && sched_setscheduler(0, SCHED_IDLE, &none))
+        perror("parley-loadgen: abuser: SCHED_IDLE");
+    A->sched_idle = sched_getscheduler(0) == SCHED_IDLE;
     rnd_seed(now_ns() ^ ((uint64_t)getpid() << 32));
     fmt = O.msgpack ? PROTO_MSGPACK : PROTO_V2_JSON;
     proto_buf_init(&obuf);

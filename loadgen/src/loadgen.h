@@ -46,6 +46,7 @@ typedef struct opts {
     int track;              /* fanout: messages tracked for first/last receiver */
     int abuse;              /* enum abuse: one extra, abusive connection */
     double abuse_reconnect; /* seconds before it reconnects once closed; < 0: never */
+    int abuse_normal;       /* --abuse-priority normal: the abuser is not SCHED_IDLE */
     int tokens;             /* --token-key given: each connection gets a token */
     token_key_t token_key;
     const char *token_tenant; /* the tokens' tenant claim; NULL: none */
@@ -116,6 +117,7 @@ typedef struct abuse_slot {
     /* its latest connection: open from active_from to active_until
      * (UINT64_MAX while open), for the workers to split transits by */
     uint64_t active_from, active_until;
+    uint64_t sched_idle; /* its process did run at SCHED_IDLE */
 } abuse_slot_t;
 
 #define ABUSE_AFTER_NS 50000000ull /* how long after an abuser's connection its effect is looked for */

@@ -131,6 +131,9 @@ static void usage(FILE *f) {
 "                       topics, up to 100, and never reads); see docs/loadgen.md\n"
 "  --abuse-reconnect S  seconds before the abuser reconnects once the server closed\n"
 "                       it [1; -1: never]\n"
+"  --abuse-priority P   idle: the abuser's process runs only on a core no other\n"
+"                       process wants, as if on a machine of its own; normal: it\n"
+"                       competes for the cores like the rest [idle]\n"
 "  --token-key KEY      for a server run with --auth-keys: [kid:]secret, or @FILE\n"
 "                       holding it; each connection passes a token (HS256) of its\n"
 "                       own user, loadgen-N (the abuser: loadgen-abuser)\n"
@@ -180,6 +183,7 @@ static void parse_args(int argc, char **argv) {
         {"report", 1, 0, 'o'},     {"csv", 1, 0, 'C'},       {"quiet", 0, 0, 'q'},
         {"track", 1, 0, 'k'},      {"help", 0, 0, 'h'},      {"abuse", 1, 0, 'A'},
         {"abuse-reconnect", 1, 0, 'Z'}, {"token-key", 1, 0, 'K'}, {"token-tenant", 1, 0, 'N'},
+        {"abuse-priority", 1, 0, 'Y'},
         {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -255,6 +259,13 @@ static void parse_args(int argc, char **argv) {
             break;
         }
         case 'Z': O.abuse_reconnect = num_arg("abuse-reconnect", optarg, -1); break;
+        case 'Y':
+            if (strcmp(optarg, "idle") && strcmp(optarg, "normal")) {
+                fprintf(stderr, "parley-loadgen: --abuse-priority is idle or normal\n");
+                exit(2);
+            }
+            O.abuse_normal = !strcmp(optarg, "normal");
+            break;
         case 'K': token_key_arg(optarg); break;
         case 'N': O.token_tenant = optarg; break;
         case 'h': usage(stdout); exit(0);

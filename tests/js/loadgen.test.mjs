@@ -415,6 +415,7 @@ describe("--abuse: one abusive connection beside the scenario", () => {
     assert.equal(code, 0, r.verdict);
     const a = r.abuser;
     assert.equal(a.kind, "flood");
+    assert.equal(a.priority, "idle", "the abuser's process runs at SCHED_IDLE by default");
     assert.ok(a.connections >= 2 && a.closed_by_server >= 2, JSON.stringify(a));
     assert.equal(a.close_codes["4004"], a.closed_by_server, "every close was 4004");
     aboutPer(a.rate_limited, 11, a.closed_by_server, a); // 10 tolerated refusals and the one that closes, each time
@@ -447,10 +448,11 @@ describe("--abuse: one abusive connection beside the scenario", () => {
     // 3 KB messages at 8/s per user: 2 MB/s for the slow reader to take in,
     // so that the kernel's send buffer (up to 4 MB) fills within the run.
     const { code, report: r } = await loadgen("rooms", ["--url", srv.url, ...rooms, "--duration", "4",
-      "--rate", "8", "--payload", "3000", "--abuse", "slowread", "--abuse-reconnect", "-1"]);
+      "--rate", "8", "--payload", "3000", "--abuse", "slowread", "--abuse-reconnect", "-1", "--abuse-priority", "normal"]);
     assert.equal(code, 0, r.verdict);
     const a = r.abuser;
     assert.equal(a.connections, 1, "no reconnect with --abuse-reconnect -1");
+    assert.equal(a.priority, "normal", "--abuse-priority normal: not SCHED_IDLE");
     assert.equal(a.sent, 6, "it joined the 6 rooms");
     // The server cuts it off once its queue passes 20 frames; the TCP
     // connection itself goes 5 s later (the close frame cannot be written),
