@@ -29,6 +29,9 @@ def load(results):
     return runs
 
 
+MIN_SPLIT = 1000  # deliveries, for a p99 during or apart to be shown
+
+
 def fmt(v):
     return f"{v:.3g}" if v < 100 else f"{v:,.0f}"
 
@@ -113,8 +116,11 @@ def main():
                 dur = [x["others_transit_during_ms"] for x in a]
                 apa = [x["others_transit_apart_ms"] for x in a]
                 share = statistics.mean(d["count"] / max(1, d["count"] + p["count"]) for d, p in zip(dur, apa))
-                ratios = [d["p99"] / p["p99"] for d, p in zip(dur, apa) if d["count"] and p["count"] and p["p99"]]
-                cell = lambda hs: " / ".join(fmt(h["p99"]) if h["count"] else "–" for h in hs)
+                # a p99 of fewer than MIN_SPLIT deliveries says little (a slow
+                # reader is connected throughout: nothing arrives apart)
+                ratios = [d["p99"] / p["p99"] for d, p in zip(dur, apa)
+                          if d["count"] >= MIN_SPLIT and p["count"] >= MIN_SPLIT and p["p99"]]
+                cell = lambda hs: " / ".join(fmt(h["p99"]) if h["count"] >= MIN_SPLIT else "–" for h in hs)
                 print(f"| {k} | {100 * share:.1f} % | {cell(dur)} | {cell(apa)} "
                       f"| {f'{statistics.median(ratios):.2f}' if ratios else '–'} |")
     any_run = next(iter(runs.values()))[0]["r"]
@@ -124,7 +130,8 @@ def main():
 
 
 def reps_note(runs):
-    return f"{max(len(v) for v in runs.values())} repetitions"
+    lo, hi = min(len(v) for v in runs.values()), max(len(v) for v in runs.values())
+    return f"{hi} repetitions" if lo == hi else f"{lo} to {hi} repetitions"
 
 
 if __name__ == "__main__":
