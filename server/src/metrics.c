@@ -89,8 +89,9 @@ static const metric_row_t rows[] = {
      "Sockets closed for sending on past their rate limits (close 4004).",
      &metrics.disconnects_rate},
     {"parley_close_input_stopped_total", "counter",
-     "Closing sockets no longer read because they sent 16 KiB more after the server decided to "
-     "close them (the socket ends when the client closes its side, or 5 s after the close).",
+     "Closing sockets no longer read because they sent on after the server decided to close "
+     "them: the rest of the message then arriving and 16 KiB more (the socket ends when the "
+     "client closes its side, or 5 s after the close).",
      &metrics.close_drains_stopped},
     {"parley_abuse_bans_total", "counter",
      "Reconnect bans imposed on the identity of a socket closed with 4004 (HTTP 429 until they "

@@ -29,11 +29,13 @@
 #define CLOSE_WAIT_S 5
 
 /* Input a closing socket may still send, read and dropped (see lingers()):
- * an honest client has at most what it had in flight when the close frame
- * left, and then its own close frame. Past this the socket is no longer
- * read at all: a client flooding on regardless costs no more reads, the
- * kernel's receive window holds it back, and the socket ends when the
- * client closes its side or CLOSE_WAIT_S after the close. */
+ * the rest of the message it was sending when the close was decided (up to
+ * --max-frame: a message too big is still arriving), then CLOSE_DRAIN_MAX
+ * more, room for an honest client's close frame and what little it had in
+ * flight. Past that the socket is no longer read at all: a client flooding
+ * on regardless costs no more reads, the kernel's receive window holds it
+ * back, and the socket ends when the client closes its side or
+ * CLOSE_WAIT_S after the close. */
 #define CLOSE_DRAIN_MAX (16 * 1024)
 
 /* Idle connections cost one session each: keep it in a 128-byte malloc
@@ -724,13 +726,20 @@ static void touch(session_t *s) {
     }
 }
 
-/* Input that arrives once the session is closing is dropped, up to
- * CLOSE_DRAIN_MAX; then the socket is no longer read. */
+/* Input that arrives once the session is closing is dropped, up to its
+ * allowance (CLOSE_DRAIN_MAX); then the socket is no longer read. Called
+ * from lws' RECEIVE callback, where the rest of the current frame is known. */
 static void drain_closing(session_t *s, size_t len) {
-    if (s->close_drained >= CLOSE_DRAIN_MAX)
+    if (!s->close_allowance) { /* the first input since the close */
+        size_t rest = len + lws_remaining_packet_payload(s->wsi);
+        if (rest > (size_t)config.max_frame)
+            rest = (size_t)config.max_frame;
+        s->close_allowance = (uint32_t)rest + CLOSE_DRAIN_MAX;
+    }
+    if (s->close_drained >= s->close_allowance)
         return;
-    s->close_drained += len < CLOSE_DRAIN_MAX ? (uint32_t)len : CLOSE_DRAIN_MAX;
-    if (s->close_drained < CLOSE_DRAIN_MAX)
+    s->close_drained += len < s->close_allowance ? (uint32_t)len : s->close_allowance;
+    if (s->close_drained < s->close_allowance)
         return;
     lws_rx_flow_control(s->wsi, 0);
     metrics.close_drains_stopped++;
@@ -830,7 +839,7 @@ static void stop_session(session_t *s, int drop_queue) {
     rx_drop(s); /* before closing is set: then the union holds the close reason */
     s->closing = 1;
     s->close_reason = NULL;
-    s->close_drained = 0; /* the rate limits are done with */
+    s->close_drained = s->close_allowance = 0; /* the rate limits are done with */
     if (drop_queue)
         q_clear(s);
     DL_DELETE2(idle_list, s, iprev, inext);
@@ -865,6 +874,9 @@ void session_close(session_t *s, int code, const char *reason) {
     s->close_code = code;
     s->close_reason = reason;
     lws_callback_on_writable(s->wsi);
+    /* lws' own timeout too: a close that waits for lws to send what it
+     * holds is lws' to end, and its timeout is what ends it */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_WAIT_S);
 }
 
 void session_closed(session_t *s) {

@@ -58,12 +58,15 @@ typedef struct session {
     /* Rate limits: token buckets kept as the time each is full again
      * (ratelimit.h). Every message but phx_join takes from msg_tat. A
      * closing session is limited no more: then close_drained counts the
-     * bytes of its input dropped since (CLOSE_DRAIN_MAX in session.c). */
+     * bytes of its input dropped since, up to close_allowance (set at the
+     * first of them; see drain_closing() in session.c). */
     union {
         struct {
             uint32_t msg_tat, join_tat;
         };
-        uint32_t close_drained;
+        struct {
+            uint32_t close_drained, close_allowance;
+        };
     };
     uint16_t close_code;        /* what to send in the close frame */
     uint8_t format;             /* proto_format_t */
