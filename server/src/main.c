@@ -103,6 +103,7 @@ static void on_check(struct ev_loop *loop, ev_check *w, int revents) {
 }
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
+    session_untrack_closing();
     double now = ev_time();
     if (iteration_start > 0 && metrics_loop_iteration(now - iteration_start))
         plog_limited(LOG_WARN, "loop_stall", "ms=%.1f connections=%llu", (now - iteration_start) * 1e3,

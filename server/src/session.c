@@ -845,6 +845,7 @@ static void stop_session(session_t *s, int drop_queue) {
     DL_DELETE2(idle_list, s, iprev, inext);
     s->last_rx = ev_now(EV_DEFAULT);
     DL_APPEND2(closing_list, s, iprev, inext);
+    s->untrack_due = 1; /* by session_untrack_closing(), not here: this may be inside a fan-out */
     if (s->flush_pending) {
         DL_DELETE2(flush_list, s, fprev, fnext);
         s->flush_pending = 0;
@@ -912,6 +913,18 @@ void session_sweep_closing(double now) {
         s->iprev = s->inext = NULL;
         plog(LOG_DEBUG, "close_timeout", "conn=%llu code=%d", (unsigned long long)s->id, s->close_code);
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+    }
+}
+
+/* The sessions whose untracking is due are the newest of the closing list
+ * (each is due from its append until the next call), so the walk goes from
+ * the tail back to the first that is not due. */
+void session_untrack_closing(void) {
+    session_t *s = closing_list ? closing_list->iprev : NULL; /* the tail */
+    while (s && s->untrack_due) {
+        s->untrack_due = 0;
+        presence_closed(s);
+        s = s == closing_list ? NULL : s->iprev;
     }
 }
 

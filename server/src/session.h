@@ -76,6 +76,7 @@ typedef struct session {
     unsigned rx_binary : 1;     /* opcode of the message being received */
     unsigned tls : 1;           /* TLS connection: writes go through lws (OpenSSL) */
     unsigned close_sent : 1;    /* our close frame is written; waiting for the peer's */
+    unsigned untrack_due : 1;   /* closing: its presence is still to be untracked */
     struct session *fprev, *fnext; /* on the flush list */
     struct session *iprev, *inext; /* open sessions, least recently active first */
     double last_rx;             /* loop time of the last frame received */
@@ -136,6 +137,12 @@ void session_sweep_idle(double now);
 /* Ends the sockets that have been closing for CLOSE_WAIT_S (5 s) without
  * the client answering or ending them. Called once a second. */
 void session_sweep_closing(double now);
+
+/* Untracks the presence of the sessions that began closing since the last
+ * call, so that other members see them leave now, not when their sockets
+ * end (up to CLOSE_WAIT_S later). Called between loop iterations: never
+ * from inside a fan-out, presence's own included. */
+void session_untrack_closing(void);
 
 /* Closes (4003) the connections whose token expired by `now` (Unix time). */
 void session_sweep_expired(double now);

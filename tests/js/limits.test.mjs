@@ -68,7 +68,7 @@ async function assertTopicWorks(clients, topic = TOPIC) {
  * writes chat messages as fast as the socket takes them, whatever the server
  * answers, and never stops. closeFrame resolves with {code} when the close
  * frame arrives, ended when the server ends the socket. */
-function rawFlooder(srv) {
+function rawFlooder(srv, joinPayload = {}) {
   const ws = rawWebSocket(srv);
   const batch = Buffer.concat(
     Array.from({ length: 200 }, (_, i) =>
@@ -79,7 +79,7 @@ function rawFlooder(srv) {
   };
   ws.sock.on("drain", flood);
   ws.ready.then(() => {
-    ws.sock.write(maskedTextFrame(JSON.stringify(["1", "1", TOPIC, "phx_join", {}])));
+    ws.sock.write(maskedTextFrame(JSON.stringify(["1", "1", TOPIC, "phx_join", joinPayload])));
     flood();
   });
   const closeFrame = new Promise((resolve) => {
@@ -162,6 +162,24 @@ describe("message rate", () => {
     const after = Date.now() - closedAt;
     assert.ok(after < 7000 * (SANITIZED ? 2 : 1), `ended ${after} ms after the close frame`);
     assert.equal((await srv.metrics()).get("parley_connections"), 1);
+  });
+
+  test("a client closed with 4004 leaves the topic's presence at once, not when its socket ends", async (t) => {
+    const srv = await server(t);
+    const member = await connectRaw(srv, "v2");
+    t.after(() => member.terminate());
+    await member.join(TOPIC, { user: "member" });
+    await waitFor(() => presenceView(member, TOPIC).member, 2000, "the member's own presence");
+    // The flooder joins TOPIC as a presence user (presence is on for every
+    // topic by default), is closed with 4004, and sends on: its socket ends
+    // only at the 5 s deadline, but its presence must go with the close.
+    const flooder = rawFlooder(srv, { user: "flooder" });
+    t.after(() => flooder.sock.destroy());
+    assert.equal((await withTimeout(flooder.closeFrame, 5000, "the 4004 close frame")).code, 4004);
+    await sleep(1000);
+    assert.equal(flooder.sock.destroyed, false, "its socket is still open");
+    assert.deepEqual(Object.keys(presenceView(member, TOPIC)), ["member"], "the flooder is not in the member's view");
+    assert.equal((await srv.metrics()).get("parley_presence_entries"), 1);
   });
 
   test("heartbeats count too", async (t) => {
