@@ -11,7 +11,9 @@ while its connections were open against apart from them, within the same
 runs."""
 import csv
 import json
+import math
 import os
+import random
 import statistics
 import sys
 
@@ -44,6 +46,24 @@ def p99s(rows, key):
             key, lambda: r["latency_ms"])()
         out.append(h["p99"])
     return out
+
+
+def paired(rows, base_rows, key):
+    """Each repetition's p99 with the abuser over the p99 without it in the
+    same repetition (run right before it, on the same machine state): their
+    geometric mean and a 90 % bootstrap interval of it, or None."""
+    base = {row["rep"]: v for row, v in zip(base_rows, p99s(base_rows, key))}
+    logs = [math.log(v / base[row["rep"]]) for row, v in zip(rows, p99s(rows, key))
+            if base.get(row["rep"]) and v > 0]
+    if len(logs) < 2:
+        return None
+    rng = random.Random(1)  # the same interval for the same runs
+    means = sorted(statistics.fmean(rng.choices(logs, k=len(logs))) for _ in range(2000))
+    return (math.exp(statistics.fmean(logs)), math.exp(means[100]), math.exp(means[1899]), len(logs))
+
+
+def fmt_paired(p):
+    return f"×{p[0]:.2f} ({p[1]:.2f}–{p[2]:.2f}, {p[3]} pairs)" if p else "–"
 
 
 def main():
@@ -123,6 +143,26 @@ def main():
                 cell = lambda hs: " / ".join(fmt(h["p99"]) if h["count"] >= MIN_SPLIT else "–" for h in hs)
                 print(f"| {k} | {100 * share:.1f} % | {cell(dur)} | {cell(apa)} "
                       f"| {f'{statistics.median(ratios):.2f}' if ratios else '–'} |")
+        if (sc, "none") in runs:
+            print()
+            print("| abuser | delivery p99, paired × none (90 % interval) "
+                  "| transit p99, paired × none (90 % interval) "
+                  "| transit p99 of the whole run ÷ apart from the abuser, median (range) |")
+            print("|---|---|---|---|")
+            for k in kinds:
+                if k == "none":
+                    continue
+                rows = runs[(sc, k)]
+                cells = [fmt_paired(paired(rows, runs[(sc, "none")], key)) for key in ("all", "transit")
+                         if key == "all" or "transit" in [x for x, _ in keys]]
+                # The whole run's p99 against the same run's p99 without the
+                # abuser's windows: how much it raised the others' p99, with
+                # the run-to-run noise left out (a slow reader has no apart).
+                wa = [row["r"]["transit_ms"]["p99"] / row["r"]["abuser"]["others_transit_apart_ms"]["p99"]
+                      for row in rows if row["r"].get("abuser", {}).get("others_transit_apart_ms", {}).get(
+                          "count", 0) >= MIN_SPLIT and row["r"]["abuser"]["others_transit_apart_ms"]["p99"]]
+                whole = f"×{statistics.median(wa):.3f} ({min(wa):.2f}–{max(wa):.2f}, {len(wa)} runs)" if wa else "–"
+                print(f"| {k} | " + " | ".join(cells) + f" | {whole} |")
     any_run = next(iter(runs.values()))[0]["r"]
     m = any_run["machine"]
     print(f"\n(per run, averaged over {reps_note(runs)}; machine: {m['cores']} cores, {m['cpu']}, "
