@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "head.h"
 #include "log.h"
 #include "metrics.h"
 #include "penalty.h"
@@ -215,10 +216,10 @@ static int find_token(struct lws *wsi, char *out, size_t size) {
         return lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) ? -1 : 0;
     for (char *e = protos; e < protos + n;) {
         size_t len = strcspn(e, ", ");
-        if (len > strlen(GATE_BEARER_PREFIX) &&
-            strncmp(e, GATE_BEARER_PREFIX, strlen(GATE_BEARER_PREFIX)) == 0)
-            return auth_decode_bearer(e + strlen(GATE_BEARER_PREFIX),
-                                      len - strlen(GATE_BEARER_PREFIX), out, size);
+        if (len > strlen(HEAD_BEARER_PREFIX) &&
+            strncmp(e, HEAD_BEARER_PREFIX, strlen(HEAD_BEARER_PREFIX)) == 0)
+            return auth_decode_bearer(e + strlen(HEAD_BEARER_PREFIX),
+                                      len - strlen(HEAD_BEARER_PREFIX), out, size);
         e += len;
         e += strspn(e, ", ");
     }

@@ -57,7 +57,4 @@ void gate_head_in(struct lws *wsi);
 void gate_wsi_destroyed(struct lws *wsi);
 void gate_sweep_handshakes(void);
 
-/* The prefix of phoenix.js' authToken protocol entry. */
-#define GATE_BEARER_PREFIX "base64url.bearer.phx."
-
 #endif

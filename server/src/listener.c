@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "gate.h"
+#include "head.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -83,7 +84,6 @@ static void adopt(int fd, const char *readbuf, size_t len) {
  * the usual cost is one recv(MSG_PEEK). A head still incomplete waits on
  * its own watcher, at most SNIFF_TIMEOUT_S and SNIFF_MAX of them at once;
  * beyond either, the connection goes to lws as it is. */
-#define SNIFF_HEAD_MAX 8192
 #define SNIFF_READBUF_MAX 2048 /* lws' limit for adopted read data */
 #define SNIFF_TIMEOUT_S 5.0
 #define SNIFF_MAX 1024
@@ -95,33 +95,10 @@ typedef struct sniff {
 
 static size_t nsniffing;
 
-/* The value of header `name` within head[0..len): sets *vs and *ve to its
- * bounds (the first occurrence). Returns 1 if found. */
-static int find_header(const char *head, size_t len, const char *name, size_t *vs, size_t *ve) {
-    size_t nl = strlen(name);
-    for (size_t i = 0; i + 2 < len;) {
-        const char *eol = memchr(head + i, '\n', len - i);
-        if (!eol)
-            return 0;
-        size_t next = (size_t)(eol - head) + 1;
-        if (next < len && next + nl + 1 < len && strncasecmp(head + next, name, nl) == 0 &&
-            head[next + nl] == ':') {
-            size_t a = next + nl + 1, b = a;
-            while (b < len && head[b] != '\r' && head[b] != '\n')
-                b++;
-            *vs = a;
-            *ve = b;
-            return 1;
-        }
-        i = next;
-    }
-    return 0;
-}
-
 /* Looks at what has arrived: 1 when handled (adopted or closed), 0 when the
  * head is not complete yet. */
 static int sniff_try(int fd, int final) {
-    char head[SNIFF_HEAD_MAX];
+    char head[HTTP_HEAD_MAX];
     ssize_t n = recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) && !final)
@@ -133,9 +110,8 @@ static int sniff_try(int fd, int final) {
     for (ssize_t i = 0; i + 3 < n && !end; i++)
         if (memcmp(head + i, "\r\n\r\n", 4) == 0)
             end = head + i + 4;
-    /* Not HTTP (TLS starts with 0x16), complete without a bearer entry, or
-     * never going to complete here: lws reads it as it is. */
-    size_t vs, ve;
+    /* Not HTTP (TLS starts with 0x16), or never going to complete here:
+     * lws reads it as it is. */
     if (head[0] == 0x16 || (!end && (final || n == (ssize_t)sizeof head))) {
         adopt(fd, NULL, 0);
         return 1;
@@ -143,42 +119,16 @@ static int sniff_try(int fd, int final) {
     if (!end)
         return 0;
     size_t hl = (size_t)(end - head);
-    if (!find_header(head, hl, "Sec-WebSocket-Protocol", &vs, &ve) ||
-        !memmem(head + vs, ve - vs, GATE_BEARER_PREFIX, strlen(GATE_BEARER_PREFIX))) {
-        adopt(fd, NULL, 0);
-        return 1;
-    }
-    /* Rebuild the head without the bearer entry (the others kept, in order). */
-    char out[SNIFF_HEAD_MAX];
-    size_t o = 0;
-    memcpy(out, head, vs);
-    o = vs;
-    const char *bearer = NULL;
-    size_t blen = 0;
-    int kept = 0;
-    for (size_t i = vs; i < ve;) {
-        while (i < ve && (head[i] == ' ' || head[i] == ',' || head[i] == '\t'))
-            i++;
-        size_t j = i;
-        while (j < ve && head[j] != ',' && head[j] != ' ' && head[j] != '\t')
-            j++;
-        if (j == i)
-            break;
-        if (j - i > strlen(GATE_BEARER_PREFIX) &&
-            strncmp(head + i, GATE_BEARER_PREFIX, strlen(GATE_BEARER_PREFIX)) == 0) {
-            bearer = head + i + strlen(GATE_BEARER_PREFIX);
-            blen = j - i - strlen(GATE_BEARER_PREFIX);
-        } else {
-            o += (size_t)sprintf(out + o, "%s%.*s", kept++ ? ", " : " ", (int)(j - i), head + i);
-        }
-        i = j;
-    }
-    memcpy(out + o, head + ve, hl - ve);
-    o += hl - ve;
+    char out[SNIFF_READBUF_MAX];
+    const char *bearer;
+    size_t blen;
+    long o = head_take_bearer(head, hl, out, sizeof out, &bearer, &blen);
     char token[AUTH_TOKEN_MAX + 1];
-    int tl = bearer ? auth_decode_bearer(bearer, blen, token, sizeof token) : -1;
-    if (tl <= 0 || o > SNIFF_READBUF_MAX) {
-        /* Undecodable, or a head lws cannot take from us: lws refuses it. */
+    int tl = o > 0 ? auth_decode_bearer(bearer, blen, token, sizeof token) : -1;
+    if (tl <= 0) {
+        /* No authToken (lws reads the head as it is), or one that cannot be
+         * decoded, or a head too long for lws without it: lws refuses the
+         * long protocol header with a 400 (gate.c). */
         adopt(fd, NULL, 0);
         return 1;
     }
@@ -189,7 +139,7 @@ static int sniff_try(int fd, int final) {
     }
     /* lws may handle the head during adoption: the token goes first. */
     gate_fd_opened(fd, token, (size_t)tl);
-    if (!lws_adopt_socket_vhost_readbuf(vhost, fd, out, o)) {
+    if (!lws_adopt_socket_vhost_readbuf(vhost, fd, out, (size_t)o)) {
         metrics.errors[ERR_ADOPT]++;
         plog(LOG_WARN, "adopt_failed", "fd=%d", fd);
     }

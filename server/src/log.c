@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "head.h"
 #include "metrics.h"
 
 int log_level = LOG_INFO;
@@ -110,6 +111,13 @@ static void lws_emit(int lws_level, const char *line) {
      * authToken) as an error; it is not one. */
     if (strstr(msg, "adopt_socket_readbuf: calling service"))
         level = LOG_DEBUG;
+    /* lws closes a connection whose request head overflows its header
+     * space (main.c) without an answer: our line and count instead. */
+    if (strstr(msg, "Ran out of header data space")) {
+        metrics.rejected[REJ_HEAD_TOO_LARGE]++;
+        plog_limited(LOG_WARN, "head_too_large", "max_bytes=%d", HTTP_HEAD_MAX);
+        return;
+    }
     plog(level, "lws", "msg=%s", log_quote(msg, q, sizeof q));
 }
 

@@ -18,6 +18,7 @@
 #include "cluster.h"
 #include "config.h"
 #include "gate.h"
+#include "head.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -315,6 +316,11 @@ int main(int argc, char **argv) {
     info.foreign_loops = foreign_loops;
     info.count_threads = 1;
     tls_context_info(&info); /* with --tls-cert: the port speaks only TLS */
+    /* Request heads of up to 8 KB, as nginx and most proxies take (lws'
+     * default is 4 KB): phoenix.js' authToken and a few cookies fit. The
+     * space is held only during the handshake. A longer head is closed
+     * with the lws log line "Ran out of header data space". */
+    info.max_http_header_data = HTTP_HEAD_MAX;
     /* No lws keepalive: lws' default policy pings every socket after 300 s
      * without traffic it counts and hangs up at 310 s, keeping one timer
      * per socket in a sorted list that every insertion walks (accepting a

@@ -55,6 +55,7 @@ static const char *const reject_names[REJ_NKINDS] = {
     [REJ_USER_LIMIT] = "user_limit",
     [REJ_PROTOCOL_HEADER] = "protocol_header",
     [REJ_BANNED] = "banned",
+    [REJ_HEAD_TOO_LARGE] = "head_too_large",
 };
 
 const char *reject_kind_name(reject_kind_t kind) {

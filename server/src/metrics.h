@@ -46,6 +46,7 @@ typedef enum reject_kind {
     REJ_USER_LIMIT,         /* 403: --max-conns-per-user */
     REJ_PROTOCOL_HEADER,    /* 400: a protocol header lws cannot take (authToken over TLS) */
     REJ_BANNED,             /* 429: banned after a close for abuse (penalty.h) */
+    REJ_HEAD_TOO_LARGE,     /* closed unanswered: a request head over HTTP_HEAD_MAX (lws) */
     REJ_NKINDS
 } reject_kind_t;
 

@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
@@ -124,6 +125,36 @@ describe("connecting with a token", () => {
     const b64 = Buffer.from(forged).toString("base64").replace(/=/g, "");
     const r = await upgradeStatus(wsUrl(server), { protocols: ["phoenix", `base64url.bearer.phx.${b64}`] });
     assert.equal(r.status, 403);
+  });
+
+  test("an authToken among thousands of packed protocol entries is refused with 400, and the node serves on", async (t) => {
+    const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.end());
+    const b64 = Buffer.from(signJwt({ sub: "alice" }, KEY)).toString("base64url");
+    // One-letter entries without spaces: with ", " between them, as a
+    // rewritten head has them, these 7 KB would be 10 KB.
+    const protocols = [`base64url.bearer.phx.${b64}`, ...Array(3300).fill("a")].join(",");
+    const head =
+      "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+      `Sec-WebSocket-Protocol: ${protocols}\r\n\r\n`;
+    assert.ok(head.length < 8192, `a head the listener reads whole (${head.length} bytes)`);
+    assert.ok(protocols.split(",").join(", ").length > 8192, "that would not fit 8 KB rewritten");
+    const before = (await server.metrics()).get(rejected("protocol_header"));
+    const answer = await new Promise((resolve, reject) => {
+      const sock = net.connect(server.port, "127.0.0.1", () => sock.end(head));
+      let got = "";
+      sock.on("data", (d) => (got += d));
+      sock.on("close", () => resolve(got));
+      sock.on("error", reject);
+    });
+    assert.match(answer, /^HTTP\/1\.[01] 400 /, "a 400 for the head");
+    assert.match(answer, /Sec-WebSocket-Protocol too long/, "saying why");
+    assert.equal((await server.metrics()).get(rejected("protocol_header")), before + 1, "counted");
+    assert.match(server.stderr(), /event=upgrade_refused status=400 reason=protocol_header/);
+    // The node is whole: phoenix.js with its authToken still gets in.
+    const socket = await phoenixConnect(t, server, { authToken: signJwt({ sub: "bob" }, KEY) });
+    assert.equal(socket.conn.protocol, "phoenix");
   });
 
   test("--auth anonymous: no token is fine, a bad one is still refused, a good one names the user", async (t) => {

@@ -423,6 +423,36 @@ describe("request head (slowloris)", () => {
   });
 });
 
+describe("request head size", () => {
+  /** Sends a WebSocket upgrade whose head carries a cookie of `n` bytes;
+   * resolves with what the server answered before it closed. */
+  const upgradeWithCookie = (srv, n) =>
+    new Promise((resolve, reject) => {
+      const head =
+        "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+        `Cookie: session=${"c".repeat(n)}\r\n\r\n`;
+      const sock = net.connect(srv.port, "127.0.0.1", () => sock.write(head));
+      let got = "";
+      sock.on("data", (d) => {
+        got += d;
+        if (got.includes("\r\n\r\n")) sock.destroy();
+      });
+      sock.on("close", () => resolve(got));
+      sock.on("error", reject);
+    });
+
+  test("heads up to 8 KiB are read (a 6 KB cookie upgrades); a longer one is closed unanswered, logged and counted", async (t) => {
+    const srv = await server(t);
+    const [member] = await joinedClients(t, srv, 1);
+    assert.match(await upgradeWithCookie(srv, 6000), /^HTTP\/1\.1 101 /, "a 6 KB cookie is no obstacle");
+    assert.equal(await upgradeWithCookie(srv, 9000), "", "no answer to a 9 KB head");
+    assert.equal((await srv.metrics()).get('parley_upgrades_rejected_total{reason="head_too_large"}'), 1);
+    assert.match(srv.stderr(), /event=head_too_large max_bytes=8192/);
+    await assertTopicWorks([member]);
+  });
+});
+
 describe("logs", () => {
   test("a flood of refusals writes at most 10 lines a second per kind, and counts the rest", async (t) => {
     const srv = await server(t, ["--msg-burst", "1", "--rate-strikes", "200"]);
