@@ -6,6 +6,7 @@
  *    payload; an envelope of a known kind re-encodes to the same bytes' worth
  *    of fields.
  *  - A broadcast encodes for every client serializer, as the fan-out does.
+ *  - A ban whose payload reads reads back the same from its re-encoding.
  *  - Anything else is applied (envelope_apply()) to a CRDT holding local and
  *    remote entries (crdt_fixture.c): a delta or state applied twice changes
  *    nothing the second time, and the CRDT passes its checks afterwards. */
@@ -32,6 +33,19 @@ static void round_trip(const envelope_t *env) {
     FUZZ_CHECK(json_equal(back.payload, env->payload));
     envelope_free(&back);
     proto_buf_free(&b);
+}
+
+/* A ban's payload that reads reads back the same from its re-encoding. */
+static void ban(const envelope_t *env) {
+    envelope_ban_t b, back;
+    if (envelope_ban_read(env->payload, &b))
+        return;
+    FUZZ_CHECK(b.offences >= 1 && b.ban_s >= 0);
+    json_t *p = envelope_ban_payload(&b);
+    FUZZ_CHECK(p && envelope_ban_read(p, &back) == 0);
+    FUZZ_CHECK(memcmp(b.key, back.key, sizeof b.key) == 0 && back.offences == b.offences &&
+               back.ban_s == b.ban_s);
+    json_decref(p);
 }
 
 static void fan_out(const envelope_t *env) {
@@ -97,6 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(json_is_object(env.payload));
     if (env.kind != ENVELOPE_OTHER)
         round_trip(&env);
+    if (env.kind == ENVELOPE_BAN)
+        ban(&env);
     if (env.kind == ENVELOPE_BROADCAST)
         fan_out(&env);
     else if (strcmp(env.origin, FIXTURE_SELF) != 0) /* cluster.c ignores its own echo */

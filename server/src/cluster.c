@@ -20,6 +20,7 @@
 #include "config.h"
 #include "crdt.h"
 #include "envelope.h"
+#include "gate.h"
 #include "log.h"
 #include "metrics.h"
 #include "presence.h"
@@ -318,6 +319,33 @@ static void request_state_from(peer_t *p, double now) {
     send_state_request(p->id);
 }
 
+/* ---- reconnect bans ------------------------------------------------------------------ */
+
+_Static_assert(sizeof(penalty_key_t) == ENVELOPE_BAN_KEY, "a penalty key travels as its bytes");
+
+void cluster_share_ban(const penalty_key_t *k, unsigned offences, double ban_s) {
+    if (!nshards)
+        return;
+    envelope_ban_t b = {.offences = offences, .ban_s = ban_s};
+    memcpy(b.key, k, sizeof b.key);
+    json_t *payload = envelope_ban_payload(&b);
+    if (payload)
+        publish_control(CHAN_CLUSTER, ENVELOPE_BAN, "ban", payload);
+    json_decref(payload);
+}
+
+static void on_ban(const envelope_t *env) {
+    envelope_ban_t b;
+    if (envelope_ban_read(env->payload, &b)) {
+        metrics.redis_bad_envelopes++;
+        plog_limited(LOG_WARN, "cluster_bad_ban", "node=%s", env->origin);
+        return;
+    }
+    penalty_key_t k;
+    memcpy(&k, b.key, sizeof k);
+    gate_ban_adopted(&k, b.offences, b.ban_s, env->origin);
+}
+
 /* A message from another node, other than a broadcast: its effect on the
  * CRDT is envelope_apply()'s; what follows from it (peers, replies) is ours. */
 static void on_peer_message(const envelope_t *env) {
@@ -345,6 +373,8 @@ static void on_peer_message(const envelope_t *env) {
              "node=%s", env->origin);
     if (r & ENVELOPE_MISSED)
         request_state_from(p, now);
+    if (env->kind == ENVELOPE_BAN)
+        on_ban(env);
     if (r & ENVELOPE_SEND_STATE) {
         json_t *state = crdt_state(c);
         char chan[128];

@@ -11,13 +11,16 @@
  * Presence: the CRDT's deltas and a heartbeat go out on a cluster channel;
  * a node that misses something asks a peer for its full state on that peer's
  * own channel. Peers whose heartbeats stop are marked down, then
- * permanently down. docs/cluster.md has the channel layout, the envelope and
- * every failure mode. */
+ * permanently down. Reconnect bans go out on the cluster channel too.
+ * docs/cluster.md has the channel layout, the envelope and every failure
+ * mode. */
 #ifndef PARLEY_CLUSTER_H
 #define PARLEY_CLUSTER_H
 
 #include <jansson.h>
 #include <stddef.h>
+
+#include "penalty.h"
 
 /* Connects to the --redis instances (if any) on the default libev loop.
  * Returns 0, or -1 if a --redis address is malformed. */
@@ -35,6 +38,11 @@ void cluster_topic_removed(const char *topic, size_t len);
 
 /* Sends a broadcast that was just delivered locally to the other nodes. */
 void cluster_publish(const char *topic, const char *event, const json_t *payload);
+
+/* Sends a reconnect ban this node just imposed (gate.c) to the other
+ * nodes, which adopt it: a client closed for abuse is refused by every
+ * node, not only by the one it abused. */
+void cluster_share_ban(const penalty_key_t *k, unsigned offences, double ban_s);
 
 /* "standalone", "ok" (every Redis connection up) or "degraded". */
 const char *cluster_status(void);

@@ -2,6 +2,8 @@
  * to the CRDT (envelope.h). */
 #include "envelope.h"
 
+#include <limits.h>
+#include <math.h>
 #include <string.h>
 
 /* The kinds' letters on the wire, by envelope_kind_t. */
@@ -9,7 +11,7 @@ static const char *const kind_names[] = {
     [ENVELOPE_OTHER] = NULL,         [ENVELOPE_BROADCAST] = "b",
     [ENVELOPE_DELTA] = "d",          [ENVELOPE_HEARTBEAT] = "h",
     [ENVELOPE_LEAVING] = "x",        [ENVELOPE_STATE_REQUEST] = "r",
-    [ENVELOPE_STATE] = "s",
+    [ENVELOPE_STATE] = "s",          [ENVELOPE_BAN] = "p",
 };
 #define NKINDS (sizeof kind_names / sizeof *kind_names)
 
@@ -48,6 +50,44 @@ int envelope_encode(proto_buf_t *out, const char *origin, envelope_kind_t kind,
     if ((size_t)kind >= NKINDS || !kind_names[kind])
         return PROTO_EFIELD;
     return proto_encode(PROTO_MSGPACK, out, origin, kind_names[kind], topic, event, payload);
+}
+
+json_t *envelope_ban_payload(const envelope_ban_t *b) {
+    static const char hex[] = "0123456789abcdef";
+    char key[2 * ENVELOPE_BAN_KEY + 1];
+    for (size_t i = 0; i < ENVELOPE_BAN_KEY; i++) {
+        key[2 * i] = hex[b->key[i] >> 4];
+        key[2 * i + 1] = hex[b->key[i] & 15];
+    }
+    key[2 * ENVELOPE_BAN_KEY] = '\0';
+    return json_pack("{s:s, s:I, s:f}", "key", key, "offences", (json_int_t)b->offences, "ban_s",
+                     b->ban_s);
+}
+
+static int hex_digit(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int envelope_ban_read(const json_t *payload, envelope_ban_t *b) {
+    const json_t *key = json_object_get(payload, "key"), *n = json_object_get(payload, "offences"),
+                 *s = json_object_get(payload, "ban_s");
+    if (!json_is_string(key) || json_string_length(key) != 2 * ENVELOPE_BAN_KEY ||
+        !json_is_integer(n) || !json_is_number(s))
+        return -1;
+    const char *k = json_string_value(key);
+    for (size_t i = 0; i < ENVELOPE_BAN_KEY; i++) {
+        int hi = hex_digit(k[2 * i]), lo = hex_digit(k[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        b->key[i] = (uint8_t)(hi << 4 | lo);
+    }
+    json_int_t offences = json_integer_value(n);
+    double ban_s = json_number_value(s);
+    if (offences < 1 || offences > UINT_MAX || !isfinite(ban_s) || ban_s < 0)
+        return -1;
+    b->offences = (unsigned)offences;
+    b->ban_s = ban_s;
+    return 0;
 }
 
 int envelope_apply(crdt_t *c, const envelope_t *env) {

@@ -28,6 +28,7 @@ typedef enum envelope_kind {
     ENVELOPE_LEAVING,           /* "x": the origin is stopping */
     ENVELOPE_STATE_REQUEST,     /* "r": the origin asks for our full state */
     ENVELOPE_STATE,             /* "s": the origin's full presence state */
+    ENVELOPE_BAN,               /* "p": the origin banned a client (penalty.h) */
 } envelope_kind_t;
 
 /* A decoded envelope. The strings and the payload belong to msg and stay
@@ -47,6 +48,20 @@ typedef struct envelope {
  * PROTO_EFIELD when the origin or the kind is not a string. */
 int envelope_decode(const uint8_t *buf, size_t len, envelope_t *env);
 void envelope_free(envelope_t *env);
+
+/* The payload of a ban: {"key": hex of a penalty key's 17 bytes,
+ * "offences": n >= 1, "ban_s": seconds >= 0}. */
+#define ENVELOPE_BAN_KEY 17
+typedef struct envelope_ban {
+    uint8_t key[ENVELOPE_BAN_KEY];
+    unsigned offences;
+    double ban_s;
+} envelope_ban_t;
+
+/* The payload of ban b (NULL if out of memory), and b read back from one:
+ * 0, or -1 when a field is missing or out of range. */
+json_t *envelope_ban_payload(const envelope_ban_t *b);
+int envelope_ban_read(const json_t *payload, envelope_ban_t *b);
 
 /* Appends the envelope of a message from node `origin`. kind must not be
  * ENVELOPE_OTHER. Returns 0 or a negative PROTO_E* code. */

@@ -8,6 +8,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "head.h"
 #include "log.h"
@@ -167,6 +168,19 @@ void gate_penalize(struct lws *wsi, const auth_identity_t *id) {
     metrics.abuse_bans++;
     plog_limited(LOG_WARN, "abuse_ban", "who=%s offences=%u ban_s=%.0f",
                  log_quote(who, q, sizeof q), offences, ban);
+    cluster_share_ban(&k, offences, ban);
+}
+
+void gate_ban_adopted(const penalty_key_t *k, unsigned offences, double ban_s, const char *node) {
+    double left = penalty_adopt(k, penalty_now(), offences, ban_s);
+    if (left <= 0)
+        return;
+    metrics.abuse_bans_adopted++;
+    char q[96];
+    /* a user is known here by a hash of its name only */
+    plog_limited(LOG_INFO, "abuse_ban_adopted", "node=%s who=%s offences=%u ban_s=%.0f",
+                 log_quote(node, q, sizeof q), k->kind == PENALTY_USER ? "user" : "address",
+                 offences, left);
 }
 
 static int origin_allowed(struct lws *wsi) {

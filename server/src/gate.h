@@ -11,6 +11,7 @@
 #define PARLEY_GATE_H
 
 #include "auth.h"
+#include "penalty.h"
 
 struct lws;
 
@@ -27,8 +28,13 @@ int gate_admit(struct lws *wsi);
 /* The open WebSocket wsi, whose identity is id (NULL: none), is being
  * closed with 4004: bans that identity (id's user if it came from a token,
  * else the peer's address) from new upgrades for a while (penalty.h), with
- * a log line and a count. Its other open connections are not touched. */
+ * a log line and a count. Its other open connections are not touched. In
+ * a cluster the ban goes to the other nodes too (cluster_share_ban()). */
 void gate_penalize(struct lws *wsi, const auth_identity_t *id);
+
+/* A ban node `node` imposed and sent (cluster.c): adopted here
+ * (penalty_adopt()), with a log line and a count. */
+void gate_ban_adopted(const penalty_key_t *k, unsigned offences, double ban_s, const char *node);
 
 /* 1 if the identity of a new connection (as gate_penalize() keys it) has a
  * 4004 remembered (penalty.h): it starts on probation, its message bucket

@@ -98,6 +98,10 @@ static const metric_row_t rows[] = {
      "Reconnect bans imposed on the identity of a socket closed with 4004 (HTTP 429 until they "
      "end).",
      &metrics.abuse_bans},
+    {"parley_abuse_bans_adopted_total", "counter",
+     "Reconnect bans another node of the cluster imposed, adopted by this one (HTTP 429 here "
+     "too until they end).",
+     &metrics.abuse_bans_adopted},
     {"parley_log_suppressed_total", "counter",
      "Log lines not written because one kind of line came too often.", &metrics.log_suppressed},
     {"parley_joins_total", "counter", "Successful topic joins.", &metrics.joins_total},

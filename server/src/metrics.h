@@ -68,6 +68,7 @@ typedef struct metrics {
     uint64_t disconnects_rate;      /* closed for sending past their rate limits (4004) */
     uint64_t close_drains_stopped;  /* closing sockets no longer read: sent past their allowance */
     uint64_t abuse_bans;            /* bans imposed for those closes (penalty.h) */
+    uint64_t abuse_bans_adopted;    /* bans other nodes imposed, adopted here */
     uint64_t log_suppressed;        /* log lines not written: too many of one kind */
     uint64_t joins_total;
     uint64_t leaves_total;

@@ -159,9 +159,10 @@ static entry_t *find(const penalty_key_t *k) {
     return e;
 }
 
-double penalty_record(const penalty_key_t *k, double now, unsigned *offences) {
-    if (ban_base <= 0)
-        return 0;
+/* k's entry, made the latest offence (last = now, at the list's end, so
+ * the list stays ordered); a new one has no offences. NULL if out of
+ * memory. */
+static entry_t *touch(const penalty_key_t *k, double now) {
     forget(now);
     entry_t *e = find(k);
     if (e) {
@@ -170,19 +171,40 @@ double penalty_record(const penalty_key_t *k, double now, unsigned *offences) {
         if (HASH_COUNT(table) >= max_entries)
             drop(order); /* the oldest offence: the next to be forgotten */
         if (!(e = calloc(1, sizeof *e)))
-            return 0;
+            return NULL;
         e->key = *k;
         HASH_ADD(hh, table, key, sizeof e->key, e);
     }
+    e->last = now;
+    DL_APPEND(order, e);
+    return e;
+}
+
+double penalty_record(const penalty_key_t *k, double now, unsigned *offences) {
+    entry_t *e = ban_base > 0 ? touch(k, now) : NULL;
+    if (!e)
+        return 0;
     if (e->offences < UINT_MAX)
         e->offences++;
     double ban = ban_for(e->offences);
-    e->last = now;
     e->until = now + ban;
-    DL_APPEND(order, e); /* now is the latest offence: the list stays ordered */
     if (offences)
         *offences = e->offences;
     return ban;
+}
+
+double penalty_adopt(const penalty_key_t *k, double now, unsigned offences, double ban_s) {
+    if (ban_base <= 0 || k->kind < PENALTY_USER || k->kind > PENALTY_ADDR6)
+        return 0;
+    entry_t *e = touch(k, now);
+    if (!e)
+        return 0;
+    if (offences > e->offences)
+        e->offences = offences;
+    double until = now + (ban_s < ban_max ? (ban_s > 0 ? ban_s : 0) : ban_max);
+    if (until > e->until)
+        e->until = until;
+    return e->until > now ? e->until - now : 0;
 }
 
 unsigned penalty_offences(const penalty_key_t *k, double now) {

@@ -22,7 +22,8 @@
  * Pure apart from penalty_identify(), which reads the socket's peer
  * address: callers pass the time (penalty_now(), a monotonic clock, so that
  * a change of the wall clock neither lengthens nor ends a ban). One table
- * per process: a ban holds on the node that imposed it. */
+ * per process; in a cluster, every ban is also sent to the other nodes,
+ * which adopt it (penalty_adopt()). */
 #ifndef PARLEY_PENALTY_H
 #define PARLEY_PENALTY_H
 
@@ -76,6 +77,16 @@ int penalty_key_addr(penalty_key_t *k, const struct sockaddr *sa);
  * seconds (0 when penalties are off or out of memory); *offences, when not
  * NULL, gets the count remembered, this one included. */
 double penalty_record(const penalty_key_t *k, double now, unsigned *offences);
+
+/* A ban another node of the cluster imposed on k (cluster.c): k's
+ * offences become at least `offences` and its ban ends no sooner than
+ * ban_s (at most --abuse-ban-max) from `now`. Nothing is counted as an
+ * offence here, and the same ban adopted again bans no longer, so nodes
+ * that hear of each other's bans in any order agree, and the next offence
+ * anywhere doubles from the cluster's count. Returns the seconds k is now
+ * banned for, 0 when penalties are off, k's kind is unknown or out of
+ * memory. */
+double penalty_adopt(const penalty_key_t *k, double now, unsigned offences, double ban_s);
 
 /* Offences of k remembered at `now` (0: none, or penalties are off). */
 unsigned penalty_offences(const penalty_key_t *k, double now);

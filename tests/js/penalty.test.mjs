@@ -5,7 +5,8 @@
 // other clients (another address, another user) are never refused, open
 // connections are never touched, the refusals are counted and logged, and
 // --abuse-ban 0 turns it all off. A client that comes back within the
-// memory of its offence starts on probation: no burst. The rate limits are tight (a burst of 2)
+// memory of its offence starts on probation: no burst. In a cluster (a real
+// redis-server on an ephemeral port) every node adopts every ban. The rate limits are tight (a burst of 2)
 // and the bans short (1 s), so a flood takes a few messages and a ban ends
 // within the test. Every server is ended when its test ends.
 
@@ -14,9 +15,13 @@ import { after, describe, test } from "node:test";
 
 import { signJwt } from "./lib/jwt.mjs";
 import { phoenixSocket } from "./lib/phoenix.mjs";
+import { startRedis, stopAllRedis } from "./lib/redis.mjs";
 import { connectRaw, RawClient, sleep, startServer, stopAllServers, upgradeStatus, waitFor, wsUrl } from "./lib/server.mjs";
 
-after(stopAllServers);
+after(async () => {
+  await stopAllServers();
+  await stopAllRedis();
+});
 
 const KEY = "secret-key-of-at-least-32-bytes!";
 /** Limits that a flood of a dozen messages passes at once: a burst of 2,
@@ -25,6 +30,7 @@ const TIGHT = ["--msg-rate", "1", "--msg-burst", "2", "--rate-strikes", "1"];
 const OTHER_ADDRESS = "127.0.0.2"; // loopback too: Linux routes all of 127/8 to lo
 const BANNED = 'parley_upgrades_rejected_total{reason="banned"}';
 const BANS = "parley_abuse_bans_total";
+const ADOPTED = "parley_abuse_bans_adopted_total";
 
 async function server(t, args, opts = {}) {
   const s = await startServer([...TIGHT, ...args], opts);
@@ -172,6 +178,43 @@ describe("phoenix.js", () => {
     const refused = (await srv.metrics()).get(BANNED);
     assert.ok(refused >= 3 && refused === closes.length - 1, `${refused} refusals, closes ${closes}`);
     assert.equal((await srv.metrics()).get("parley_connections"), 1);
+  });
+});
+
+describe("in a cluster", () => {
+  test("a ban imposed by one node holds on the others, and the next offence anywhere doubles it everywhere", async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.kill());
+    const [a, b] = await Promise.all([1, 2].map(() => server(t, ["--abuse-ban", "2", "--redis", redis.addr])));
+    await waitFor(
+      async () => (await Promise.all([a.healthz(), b.healthz()])).every((h) => h.cluster === "ok" && h.peers === 1),
+      5000,
+      "the two nodes see each other",
+    );
+    const bystander = await open(t, wsUrl(b), { localAddress: OTHER_ADDRESS });
+
+    await floodOut(t, wsUrl(a));
+    await assertBanned(wsUrl(a), 2);
+    // Node B hears of it through Redis and refuses the flooder too.
+    await waitFor(async () => (await b.metrics()).get(ADOPTED) === 1, 5000, "node B adopts the ban");
+    const r = await upgradeStatus(wsUrl(b));
+    assert.equal(r.status, 429, "refused by the node it never flooded");
+    assert.ok(["1", "2"].includes(r.headers["retry-after"]), `Retry-After: what is left (${r.headers["retry-after"]})`);
+    assert.match(b.stderr(), /event=abuse_ban_adopted node="[^"]+" who=address offences=1 ban_s=2\n/);
+    assert.equal((await b.metrics()).get(BANNED), 1, "counted as a refusal there");
+    assert.equal(await upgradeStatus(wsUrl(b), { localAddress: OTHER_ADDRESS }), 101, "another address connects to B");
+    await assertAlive(bystander);
+    assert.equal((await a.metrics()).get(ADOPTED), 0, "a node does not adopt its own ban");
+
+    // Once it ends, a flood on node B is a second offence: 4 s, on both.
+    await sleep(2100);
+    await floodOut(t, wsUrl(b));
+    await assertBanned(wsUrl(b), 4);
+    assert.match(b.stderr(), /event=abuse_ban who="127\.0\.0\.1" offences=2 ban_s=4\n/);
+    await waitFor(async () => (await a.metrics()).get(ADOPTED) === 1, 5000, "node A adopts the second ban");
+    const back = await upgradeStatus(wsUrl(a));
+    assert.equal(back.status, 429);
+    assert.ok(["3", "4"].includes(back.headers["retry-after"]), `Retry-After on A: ${back.headers["retry-after"]}`);
   });
 });
 

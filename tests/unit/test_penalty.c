@@ -1,7 +1,8 @@
 /* test_penalty.c -- unit tests of the reconnect penalties
  * (server/src/penalty.c): a ban's length and how it doubles up to the
- * longest, when an identity is forgotten, which identities are kept apart
- * (users by tenant and sub, IPv4 addresses, IPv6 /64s), the bounded table,
+ * longest, when an identity is forgotten, bans adopted from other nodes,
+ * which identities are kept apart (users by tenant and sub, IPv4
+ * addresses, IPv6 /64s), the bounded table,
  * the peer address of a real socket, and the switches that turn penalties
  * off. Times are passed in, so nothing here waits. */
 #include <arpa/inet.h>
@@ -116,6 +117,32 @@ int main(void) {
     CHECK("the older offence is forgotten first", penalty_count() == 1);
     CHECK("the newer one is still counted: its next ban is doubled",
           penalty_record(&b, 24, &n) == 2 && n == 2);
+
+    /* ---- bans other nodes imposed (penalty_adopt) ---- */
+    penalty_configure(2, 300, 1, 8);
+    CHECK("an adopted ban bans here for its time",
+          penalty_adopt(&a, 10, 3, 8) == 8 && penalty_remaining(&a, 10) == 8);
+    CHECK("with its offences, without one more", penalty_offences(&a, 10) == 3);
+    CHECK("the same ban again bans no longer",
+          penalty_adopt(&a, 10, 3, 8) == 8 && penalty_remaining(&a, 10) == 8 &&
+              penalty_offences(&a, 10) == 3);
+    CHECK("a shorter one or fewer offences change nothing",
+          penalty_adopt(&a, 11, 1, 2) == 7 && penalty_offences(&a, 11) == 3);
+    CHECK("an offence here then doubles from the adopted count",
+          penalty_record(&a, 20, &n) == 16 && n == 4);
+    CHECK("an adopted ban is at most --abuse-ban-max",
+          penalty_adopt(&b, 0, 1, 1e9) == 300 && penalty_remaining(&b, 0) == 300);
+    penalty_key_t d = ip("192.0.2.3");
+    CHECK("a negative one bans nobody but counts the offences",
+          penalty_adopt(&d, 0, 2, -5) == 0 && penalty_remaining(&d, 0) == 0 &&
+              penalty_offences(&d, 0) == 2);
+    penalty_key_t odd = a;
+    odd.kind = 9;
+    CHECK("a key of an unknown kind is refused", penalty_adopt(&odd, 0, 1, 5) == 0 &&
+                                                     penalty_remaining(&odd, 0) == 0);
+    penalty_configure(0, 300, 1, 8);
+    CHECK("--abuse-ban 0: nothing is adopted",
+          penalty_adopt(&a, 0, 1, 5) == 0 && penalty_count() == 0);
 
     /* ---- identities ---- */
     CHECK("a user's key is the same every time", same(user(NULL, "alice"), user(NULL, "alice")));
