@@ -11,10 +11,11 @@
  *             channel limit), with a small receive buffer, and never reads.
  *
  * When the server closes it, it reconnects after --abuse-reconnect seconds
- * (a persistent abuser; < 0: it stays away) and starts again. It counts what
- * it sent, the replies it read, and how each connection ended and after how
- * long, in the shared abuse slot; the ordinary clients count the abuser's
- * messages that reached them (worker.c). */
+ * (a persistent abuser; < 0: it stays away) and starts again; with
+ * --abuse-hold it also hangs up by itself that long after each upgrade. It
+ * counts what it sent, the replies it read, and how each connection ended
+ * and after how long, in the shared abuse slot; the ordinary clients count
+ * the abuser's messages that reached them (worker.c). */
 #include "loadgen.h"
 #include "sys.h"
 
@@ -236,7 +237,10 @@ void abuser_main(int wake_fd) {
                 char token[CONN_TOKEN_MAX];
                 ws_open(&ab.ws, targets, 0, 0, conn_token("abuser", token, sizeof token));
             }
-            if (ab.state == A_ABUSING && O.abuse != AB_SLOWREAD) {
+            if (ab.state == A_ABUSING && O.abuse_hold > 0 && ab.t_open &&
+                now - ab.t_open >= (uint64_t)(O.abuse_hold * 1e9)) {
+                ws_close(&ab.ws); /* --abuse-hold: it goes, and comes back later */
+            } else if (ab.state == A_ABUSING && O.abuse != AB_SLOWREAD) {
                 abuse_more(now);
                 if (ab.ws.outlen < BACKLOG)
                     wait_ns = 1000000; /* more next millisecond */
@@ -244,6 +248,11 @@ void abuser_main(int wake_fd) {
             uint64_t next = ab.state == A_WAIT ? (ab.next_try > start ? ab.next_try : start) : 0;
             if (next > now && next - now < wait_ns)
                 wait_ns = next - now;
+            if (ab.state == A_ABUSING && O.abuse_hold > 0 && ab.t_open) {
+                uint64_t go = ab.t_open + (uint64_t)(O.abuse_hold * 1e9);
+                if (go > now && go - now < wait_ns)
+                    wait_ns = go - now;
+            }
         }
         struct timespec ts = {(time_t)(wait_ns / 1000000000u), (long)(wait_ns % 1000000000u)};
         if (ws_poll(ep, wake_fd, evs, 16, &ts) < 0) {

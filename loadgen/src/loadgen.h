@@ -47,6 +47,7 @@ typedef struct opts {
     int abuse;              /* enum abuse: one extra, abusive connection */
     double abuse_reconnect; /* seconds before it reconnects once closed; < 0: never */
     int abuse_normal;       /* --abuse-priority normal: the abuser is not SCHED_IDLE */
+    double abuse_hold;      /* seconds after which it hangs up by itself; 0: never */
     int tokens;             /* --token-key given: each connection gets a token */
     token_key_t token_key;
     const char *token_tenant; /* the tokens' tenant claim; NULL: none */

@@ -131,6 +131,9 @@ static void usage(FILE *f) {
 "                       topics, up to 100, and never reads); see docs/loadgen.md\n"
 "  --abuse-reconnect S  seconds before the abuser reconnects once the server closed\n"
 "                       it [1; -1: never]\n"
+"  --abuse-hold S       the abuser hangs up by itself S seconds after each upgrade\n"
+"                       (then reconnects as above), so that its effect can be told\n"
+"                       from the rest of the run [0: it never does]\n"
 "  --abuse-priority P   idle: the abuser's process runs only on a core no other\n"
 "                       process wants, as if on a machine of its own; normal: it\n"
 "                       competes for the cores like the rest [idle]\n"
@@ -183,7 +186,7 @@ static void parse_args(int argc, char **argv) {
         {"report", 1, 0, 'o'},     {"csv", 1, 0, 'C'},       {"quiet", 0, 0, 'q'},
         {"track", 1, 0, 'k'},      {"help", 0, 0, 'h'},      {"abuse", 1, 0, 'A'},
         {"abuse-reconnect", 1, 0, 'Z'}, {"token-key", 1, 0, 'K'}, {"token-tenant", 1, 0, 'N'},
-        {"abuse-priority", 1, 0, 'Y'},
+        {"abuse-priority", 1, 0, 'Y'}, {"abuse-hold", 1, 0, 'L'},
         {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -259,6 +262,7 @@ static void parse_args(int argc, char **argv) {
             break;
         }
         case 'Z': O.abuse_reconnect = num_arg("abuse-reconnect", optarg, -1); break;
+        case 'L': O.abuse_hold = num_arg("abuse-hold", optarg, 0); break;
         case 'Y':
             if (strcmp(optarg, "idle") && strcmp(optarg, "normal")) {
                 fprintf(stderr, "parley-loadgen: --abuse-priority is idle or normal\n");

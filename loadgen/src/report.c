@@ -154,8 +154,8 @@ static json_t *abuse_json(const results_t *r) {
             json_object_set_new(codes, i == NCODES - 1 ? "other" : k, json_integer((json_int_t)a->codes[i]));
         }
     double n = a->closes ? (double)a->closes : 1;
-    return json_pack("{s:s,s:f,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:f,s:f,s:f,s:f,s:I,s:f,s:o,s:o}", "kind",
-                     abuse_names[O.abuse], "reconnect_s", O.abuse_reconnect, "priority",
+    return json_pack("{s:s,s:f,s:f,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:f,s:f,s:f,s:f,s:I,s:f,s:o,s:o}", "kind",
+                     abuse_names[O.abuse], "reconnect_s", O.abuse_reconnect, "hold_s", O.abuse_hold, "priority",
                      a->sched_idle ? "idle" : "normal", "connections",
                      (json_int_t)a->conns, "upgraded", (json_int_t)a->upgraded, "sent",
                      (json_int_t)a->sent, "acked", (json_int_t)a->acked, "rate_limited",

@@ -444,7 +444,9 @@ static void readable(ws_conn_t *c) {
         }
         c->inlen = (uint32_t)(len - (size_t)used);
         if (buf == c->in) {
-            memmove(c->in, c->in + used, c->inlen);
+            /* a big frame still arriving consumes nothing: no copy then */
+            if (used)
+                memmove(c->in, c->in + used, c->inlen);
             if (!c->inlen) {
                 free(c->in);
                 c->in = NULL;

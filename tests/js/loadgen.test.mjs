@@ -462,6 +462,27 @@ describe("--abuse: one abusive connection beside the scenario", () => {
     assert.ok(a.closed_by_server <= 1, JSON.stringify(a));
     assert.equal(r.messages.lost, 0);
   });
+
+  test("--abuse-hold: a slow reader that hangs up by itself and comes back, so its deliveries split into during and apart", async () => {
+    const srv = await startServer();
+    const { code, report: r } = await loadgen("rooms", ["--url", srv.url, ...rooms, "--duration", "3",
+      "--abuse", "slowread", "--abuse-hold", "0.5", "--abuse-reconnect", "0.5"]);
+    assert.equal(code, 0, r.verdict);
+    const a = r.abuser;
+    assert.equal(a.hold_s, 0.5);
+    // 3 s of 0.5 s connected and 0.5 s away: 3 connections, give or take
+    // one for where the window cuts; the server closed none of them.
+    assert.ok(a.connections >= 2 && a.connections <= 4, JSON.stringify(a));
+    assert.equal(a.closed_by_server, 0, "it hung up itself");
+    assert.equal(a.sent, 6 * a.upgraded, "it joined the 6 rooms each time");
+    assert.ok(a.connected_s > 0.25 * a.connections && a.connected_s < 0.75 * a.connections, `connected ${a.connected_s} s`);
+    const during = a.others_transit_during_ms.count, apart = a.others_transit_apart_ms.count;
+    assert.equal(during + apart, r.transit_ms.count);
+    assert.ok(during > 0.3 * r.transit_ms.count && apart > 0.3 * r.transit_ms.count, `during ${during}, apart ${apart}`);
+    assert.equal(r.messages.lost, 0);
+    // The server saw each of its connections go.
+    await waitFor(async () => (await srv.metrics()).get("parley_connections") === 0, 5000 * SLOW, "every connection gone");
+  });
 });
 
 describe("parley-floor, the baseline server", () => {
