@@ -265,6 +265,36 @@ static int verify_token(struct lws *wsi, auth_identity_t **id) {
     return 0;
 }
 
+/* The refusal of a Sec-WebSocket-Protocol header too long for lws. With an
+ * authToken entry that does not decode (when tokens count: with keys), the
+ * token is the trouble (403, as for a bad token parameter); with one that
+ * does, the listener could not take it out (TLS, no keys, or a head too
+ * long even without it): the token parameter works where authToken
+ * cannot. Returns 1 (refused). */
+static int refuse_long_protocols(struct lws *wsi) {
+    static char protos[HTTP_HEAD_MAX]; /* lws holds no more of the head */
+    int n = lws_hdr_copy(wsi, protos, sizeof protos, WSI_TOKEN_PROTOCOL);
+    size_t pl = strlen(HEAD_BEARER_PREFIX), len = 0;
+    const char *e = protos;
+    for (; n > 0 && e < protos + n; e += len, e += strspn(e, ", ")) {
+        len = strcspn(e, ", ");
+        if (len > pl && strncmp(e, HEAD_BEARER_PREFIX, pl) == 0)
+            break;
+    }
+    if (n > 0 && e < protos + n) {
+        char token[AUTH_TOKEN_MAX + 1];
+        if (auth_nkeys() && auth_decode_bearer(e + pl, len - pl, token, sizeof token) <= 0)
+            return refuse(wsi, REJ_TOKEN_INVALID, HTTP_STATUS_FORBIDDEN,
+                          auth_err_text(AUTH_EMALFORMED), NULL);
+        return refuse(wsi, REJ_PROTOCOL_HEADER, HTTP_STATUS_BAD_REQUEST,
+                      "Sec-WebSocket-Protocol too long: pass the token as the token "
+                      "parameter, not as authToken",
+                      NULL);
+    }
+    return refuse(wsi, REJ_PROTOCOL_HEADER, HTTP_STATUS_BAD_REQUEST,
+                  "Sec-WebSocket-Protocol too long (126 bytes at most)", NULL);
+}
+
 int gate_admit(struct lws *wsi) {
     char uri[256];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
@@ -279,10 +309,7 @@ int gate_admit(struct lws *wsi) {
      * by hanging up. The listener shortens plaintext ones (it takes a
      * phoenix.js authToken out); an encrypted one it cannot read. Say so. */
     if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) >= 127)
-        return refuse(wsi, REJ_PROTOCOL_HEADER, HTTP_STATUS_BAD_REQUEST,
-                      "Sec-WebSocket-Protocol too long: pass the token as the token "
-                      "parameter, not as authToken",
-                      NULL);
+        return refuse_long_protocols(wsi);
     auth_identity_t *id = NULL;
     if (verify_token(wsi, &id) || banned(wsi, id)) {
         auth_identity_free(id);

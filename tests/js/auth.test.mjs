@@ -125,6 +125,16 @@ describe("connecting with a token", () => {
     const b64 = Buffer.from(forged).toString("base64").replace(/=/g, "");
     const r = await upgradeStatus(wsUrl(server), { protocols: ["phoenix", `base64url.bearer.phx.${b64}`] });
     assert.equal(r.status, 403);
+    // One that is not base64 at all is a bad token too, not a long header.
+    const before = (await server.metrics()).get(rejected("token_invalid"));
+    const junk = await upgradeStatus(wsUrl(server), { protocols: ["phoenix", `base64url.bearer.phx.${"*".repeat(300)}`] });
+    assert.equal(junk.status, 403, "an undecodable authToken: 403");
+    assert.match(junk.body, /malformed token/);
+    assert.equal((await server.metrics()).get(rejected("token_invalid")), before + 1, "counted as token_invalid");
+    // Long protocol entries without an authToken: lws' 126-byte limit, said as such.
+    const long = await upgradeStatus(wsUrl(server), { protocols: ["phoenix", "x".repeat(200)] });
+    assert.equal(long.status, 400);
+    assert.match(long.body, /Sec-WebSocket-Protocol too long \(126 bytes at most\)/);
   });
 
   test("an authToken among thousands of packed protocol entries is refused with 400, and the node serves on", async (t) => {
