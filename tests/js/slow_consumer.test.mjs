@@ -36,12 +36,17 @@ describe("slow consumer", () => {
     const s = await floodScenario(t, ["--out-queue-msgs", "50", "--out-queue-bytes", "65536"], { extra: 50 });
     // Still paused: the server must not keep the dead connection (it waits
     // at most a few seconds for the close frame to go out).
+    let m;
     await waitFor(
-      async () => (await s.server.metrics()).get("parley_connections") === 3,
+      async () => (m = await s.server.metrics()).get("parley_connections") === 3,
       10000,
       "the server to drop the paused slow consumer",
       100,
-    );
+    ).catch((e) => {
+      // Which connection is missing or lingering, and what the server said.
+      const counts = ["parley_connections", "parley_slow_consumer_disconnects_total", "parley_channels"].map((k) => `${k} ${m?.get(k)}`);
+      throw new Error(`${e.message} (${counts.join(", ")})\n${s.server.stderr().slice(-3000)}`);
+    });
     assert.equal((await s.server.metrics()).get("parley_channels"), 3);
     // And the others are unaffected: one more broadcast reaches them.
     const { reply } = await s.flooder.push(TOPIC, "blob", { seq: s.sent, pad: "" }, s.joinRef);
