@@ -208,6 +208,27 @@ static int origin_allowed(struct lws *wsi) {
     return 0;
 }
 
+/* The upgrade's Sec-WebSocket-Protocol, read once by gate_admit (lws keeps
+ * no more of a head than this): nprotos bytes, no NUL among them. */
+static char protos[HTTP_HEAD_MAX];
+static int nprotos;
+
+/* The base64 of the phoenix.js authToken entry among the protocols, and
+ * its length; NULL if there is none. */
+static const char *bearer_entry(size_t *len) {
+    size_t pl = strlen(HEAD_BEARER_PREFIX);
+    for (const char *e = protos; e < protos + nprotos;) {
+        size_t n = strcspn(e, ", ");
+        if (n > pl && strncmp(e, HEAD_BEARER_PREFIX, pl) == 0) {
+            *len = n - pl;
+            return e + pl;
+        }
+        e += n;
+        e += strspn(e, ", "); /* e moves on: no NUL before protos + nprotos */
+    }
+    return NULL;
+}
+
 /* The token of the upgrade: the "token" connect parameter, else a Phoenix
  * authToken entry of Sec-WebSocket-Protocol (from the listener when the
  * header was too long for lws, else read here). Returns its length, 0 when
@@ -224,20 +245,9 @@ static int find_token(struct lws *wsi, char *out, size_t size) {
         memcpy(out, p->bearer, n + 1);
         return (int)n;
     }
-    char protos[AUTH_TOKEN_MAX * 2];
-    int n = lws_hdr_copy(wsi, protos, sizeof protos, WSI_TOKEN_PROTOCOL);
-    if (n <= 0)
-        return lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) ? -1 : 0;
-    for (char *e = protos; e < protos + n;) {
-        size_t len = strcspn(e, ", ");
-        if (len > strlen(HEAD_BEARER_PREFIX) &&
-            strncmp(e, HEAD_BEARER_PREFIX, strlen(HEAD_BEARER_PREFIX)) == 0)
-            return auth_decode_bearer(e + strlen(HEAD_BEARER_PREFIX),
-                                      len - strlen(HEAD_BEARER_PREFIX), out, size);
-        e += len;
-        e += strspn(e, ", ");
-    }
-    return 0;
+    size_t len;
+    const char *b64 = bearer_entry(&len);
+    return b64 ? auth_decode_bearer(b64, len, out, size) : 0;
 }
 
 /* The upgrade's token, verified: 0 with *id the identity it grants (NULL
@@ -272,18 +282,11 @@ static int verify_token(struct lws *wsi, auth_identity_t **id) {
  * long even without it): the token parameter works where authToken
  * cannot. Returns 1 (refused). */
 static int refuse_long_protocols(struct lws *wsi) {
-    static char protos[HTTP_HEAD_MAX]; /* lws holds no more of the head */
-    int n = lws_hdr_copy(wsi, protos, sizeof protos, WSI_TOKEN_PROTOCOL);
-    size_t pl = strlen(HEAD_BEARER_PREFIX), len = 0;
-    const char *e = protos;
-    for (; n > 0 && e < protos + n; e += len, e += strspn(e, ", ")) {
-        len = strcspn(e, ", ");
-        if (len > pl && strncmp(e, HEAD_BEARER_PREFIX, pl) == 0)
-            break;
-    }
-    if (n > 0 && e < protos + n) {
+    size_t len;
+    const char *b64 = bearer_entry(&len);
+    if (b64) {
         char token[AUTH_TOKEN_MAX + 1];
-        if (auth_nkeys() && auth_decode_bearer(e + pl, len - pl, token, sizeof token) <= 0)
+        if (auth_nkeys() && auth_decode_bearer(b64, len, token, sizeof token) <= 0)
             return refuse(wsi, REJ_TOKEN_INVALID, HTTP_STATUS_FORBIDDEN,
                           auth_err_text(AUTH_EMALFORMED), NULL);
         return refuse(wsi, REJ_PROTOCOL_HEADER, HTTP_STATUS_BAD_REQUEST,
@@ -305,6 +308,18 @@ int gate_admit(struct lws *wsi) {
     if (!origin_allowed(wsi))
         return refuse(wsi, REJ_ORIGIN, HTTP_STATUS_FORBIDDEN, "origin not allowed", NULL);
 
+    /* A NUL byte in the value, which lws keeps but does not count, would
+     * end every string function early: such a header is malformed. */
+    nprotos = 0;
+    protos[0] = '\0';
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0) {
+        nprotos = lws_hdr_copy(wsi, protos, sizeof protos, WSI_TOKEN_PROTOCOL);
+        if (nprotos < 0 || strlen(protos) != (size_t)nprotos) {
+            nprotos = 0;
+            return refuse(wsi, REJ_PROTOCOL_HEADER, HTTP_STATUS_BAD_REQUEST,
+                          "malformed Sec-WebSocket-Protocol", NULL);
+        }
+    }
     /* lws 4.1 refuses a Sec-WebSocket-Protocol header of 127 bytes or more
      * by hanging up. The listener shortens plaintext ones (it takes a
      * phoenix.js authToken out); an encrypted one it cannot read. Say so. */

@@ -167,6 +167,41 @@ describe("connecting with a token", () => {
     assert.equal(socket.conn.protocol, "phoenix");
   });
 
+  test("a NUL byte in Sec-WebSocket-Protocol is refused with 400, and the node serves on", async (t) => {
+    const keyed = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => keyed.end());
+    const plain = await startServer([]);
+    t.after(() => plain.end());
+    const ask = (server, protocols) =>
+      new Promise((resolve, reject) => {
+        const head =
+          "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+          `Sec-WebSocket-Protocol: ${protocols}\r\n\r\n`;
+        const sock = net.connect(server.port, "127.0.0.1", () => sock.end(head));
+        let got = "";
+        sock.on("data", (d) => (got += d));
+        sock.on("close", () => resolve(got));
+        sock.on("error", reject);
+      });
+    // Short, where a token is looked for; long, where lws' limit is explained.
+    for (const [server, protocols] of [
+      [keyed, "a\0b"],
+      [keyed, `phoenix\0${"b".repeat(200)}`],
+      [plain, `a\0${"b".repeat(200)}`],
+    ]) {
+      const before = (await server.metrics()).get(rejected("protocol_header"));
+      const answer = await withTimeout(ask(server, protocols), WAIT, "an answer to the NUL header");
+      assert.match(answer, /^HTTP\/1\.[01] 400 /);
+      assert.match(answer, /malformed Sec-WebSocket-Protocol/);
+      assert.equal((await server.metrics()).get(rejected("protocol_header")), before + 1, "counted");
+    }
+    // Both nodes still serve.
+    const socket = await phoenixConnect(t, keyed, { authToken: signJwt({ sub: "bob" }, KEY) });
+    assert.equal(socket.conn.protocol, "phoenix");
+    assert.equal((await upgradeStatus(wsUrl(plain))), 101);
+  });
+
   test("--auth anonymous: no token is fine, a bad one is still refused, a good one names the user", async (t) => {
     const server = await startServer([], { env: { PARLEY_AUTH_KEYS: KEY } });
     t.after(() => server.end());
