@@ -196,6 +196,10 @@ double penalty_record(const penalty_key_t *k, double now, unsigned *offences) {
 double penalty_adopt(const penalty_key_t *k, double now, unsigned offences, double ban_s) {
     if (ban_base <= 0 || k->kind < PENALTY_USER || k->kind > PENALTY_ADDR6)
         return 0;
+    /* An address ban this node would never look up would only take the
+     * place of one it does. */
+    if (k->kind != PENALTY_USER && !ban_by_address)
+        return 0;
     entry_t *e = touch(k, now);
     if (!e)
         return 0;

@@ -143,6 +143,11 @@ int main(void) {
     penalty_configure(0, 300, 1, 8);
     CHECK("--abuse-ban 0: nothing is adopted",
           penalty_adopt(&a, 0, 1, 5) == 0 && penalty_count() == 0);
+    penalty_configure(2, 300, 0, 8);
+    penalty_key_t carol = user(NULL, "carol");
+    CHECK("without --abuse-ban-addresses an address ban is not adopted",
+          penalty_adopt(&d, 0, 1, 5) == 0 && penalty_count() == 0);
+    CHECK("a user's ban still is", penalty_adopt(&carol, 0, 1, 5) == 5 && penalty_count() == 1);
 
     /* ---- identities ---- */
     CHECK("a user's key is the same every time", same(user(NULL, "alice"), user(NULL, "alice")));
