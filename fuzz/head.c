@@ -8,7 +8,10 @@
  *     fit; it is the same whatever the output's size when it fits;
  *   - the token handed back lies within the input's protocol header;
  *   - the rewritten head keeps everything before and after that header's
- *     value, and has no authToken entry left to take. */
+ *     value, and has no authToken entry left to take;
+ *   - head_bearer, on the whole input taken as a header value (as the gate
+ *     reads one), finds an entry within it, after the prefix, or none; on
+ *     the header's value it finds the token the rewrite handed back. */
 #include <string.h>
 
 #include "fuzz.h"
@@ -61,10 +64,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_CHECK(r == -1);
         free(part);
     }
+    /* The whole input as a header value, as the gate reads one. */
+    size_t vl;
+    const char *v = head_bearer(in, size, &vl);
+    FUZZ_CHECK(v ? v >= in + strlen(HEAD_BEARER_PREFIX) && vl > 0 && v + vl <= in + size &&
+                       memcmp(v - strlen(HEAD_BEARER_PREFIX), HEAD_BEARER_PREFIX,
+                              strlen(HEAD_BEARER_PREFIX)) == 0
+                 : vl == 0);
     if (full > 0) {
         size_t vs, ve;
         FUZZ_CHECK(head_find(in, size, "Sec-WebSocket-Protocol", &vs, &ve));
         FUZZ_CHECK(bearer >= in + vs && bearer + blen <= in + ve);
+        FUZZ_CHECK(head_bearer(in + vs, ve - vs, &vl) == bearer && vl == blen);
         FUZZ_CHECK(memcmp(whole, in, vs) == 0);
         FUZZ_CHECK((size_t)full >= vs + (size - ve) &&
                    memcmp(whole + full - (long)(size - ve), in + ve, size - ve) == 0);

@@ -214,19 +214,9 @@ static char protos[HTTP_HEAD_MAX];
 static int nprotos;
 
 /* The base64 of the phoenix.js authToken entry among the protocols, and
- * its length; NULL if there is none. */
+ * its length; NULL if there is none (found as the listener finds it). */
 static const char *bearer_entry(size_t *len) {
-    size_t pl = strlen(HEAD_BEARER_PREFIX);
-    for (const char *e = protos; e < protos + nprotos;) {
-        size_t n = strcspn(e, ", ");
-        if (n > pl && strncmp(e, HEAD_BEARER_PREFIX, pl) == 0) {
-            *len = n - pl;
-            return e + pl;
-        }
-        e += n;
-        e += strspn(e, ", "); /* e moves on: no NUL before protos + nprotos */
-    }
-    return NULL;
+    return head_bearer(protos, (size_t)nprotos, len);
 }
 
 /* The token of the upgrade: the "token" connect parameter, else a Phoenix

@@ -49,25 +49,30 @@ static int put(char *out, size_t cap, size_t *o, const char *p, size_t n) {
     return 0;
 }
 
+const char *head_bearer(const char *value, size_t n, size_t *blen) {
+    size_t pl = sizeof HEAD_BEARER_PREFIX - 1;
+    for (size_t i = 0; i < n;) {
+        while (i < n && is_sep(value[i]))
+            i++;
+        size_t j = entry_end(value, i, n);
+        if (j > i && is_bearer(value + i, j - i)) {
+            *blen = j - i - pl;
+            return value + i + pl;
+        }
+        i = j;
+    }
+    *blen = 0;
+    return NULL;
+}
+
 long head_take_bearer(const char *head, size_t len, char *out, size_t cap, const char **bearer,
                       size_t *blen) {
-    size_t vs, ve, pl = sizeof HEAD_BEARER_PREFIX - 1;
+    size_t vs, ve;
     *bearer = NULL;
     *blen = 0;
     if (!head_find(head, len, "Sec-WebSocket-Protocol", &vs, &ve))
         return 0;
-    for (size_t i = vs; i < ve;) {
-        while (i < ve && is_sep(head[i]))
-            i++;
-        size_t j = entry_end(head, i, ve);
-        if (j > i && is_bearer(head + i, j - i)) {
-            *bearer = head + i + pl;
-            *blen = j - i - pl;
-            break;
-        }
-        i = j;
-    }
-    if (!*bearer)
+    if (!(*bearer = head_bearer(head + vs, ve - vs, blen)))
         return 0;
     size_t o = 0;
     int kept = 0;

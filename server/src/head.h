@@ -23,6 +23,12 @@
  * never taken for a header. Returns 1 if found (the first occurrence). */
 int head_find(const char *head, size_t len, const char *name, size_t *vs, size_t *ve);
 
+/* The token of the first authToken entry of a Sec-WebSocket-Protocol
+ * value[0..n) (entries separated by commas, spaces or tabs; any byte
+ * else, NUL included, is part of an entry), its length in *blen; NULL if
+ * there is none. */
+const char *head_bearer(const char *value, size_t n, size_t *blen);
+
 /* head[0..len) is a whole request head. If its Sec-WebSocket-Protocol
  * header has an authToken entry, writes the head without it (every such
  * entry dropped, the other entries kept in order, ", " between them) to

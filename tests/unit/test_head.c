@@ -85,5 +85,16 @@ int main(void) {
               head_find(f, strlen(f), "x-ab", &vs, &ve) && strncmp(f + vs, "2", ve - vs) == 0);
     CHECK("head_find: a header name cut off by the end is not found",
           !head_find(REQ "X-A", strlen(REQ "X-A"), "X-A", &vs, &ve));
+
+    /* head_bearer, as the gate uses it on a header lws has read. */
+    static const char v[] = "a\0b,\tbase64url.bearer.phx.dG9r\0ZW4 base64url.bearer.phx.Mg";
+    size_t bl;
+    const char *b = head_bearer(v, sizeof v - 1, &bl);
+    CHECK("head_bearer: the first entry, past a NUL byte and a tab, NUL kept inside it",
+          b == v + 26 && bl == 8 && memcmp(b, "dG9r\0ZW4", 8) == 0);
+    CHECK("head_bearer: none in \"phoenix\", nor in the bare prefix",
+          !head_bearer("phoenix", 7, &bl) && bl == 0 &&
+              !head_bearer(HEAD_BEARER_PREFIX, strlen(HEAD_BEARER_PREFIX), &bl));
+    CHECK("head_bearer: an empty value has none", !head_bearer("", 0, &bl));
     return TAP_END();
 }
