@@ -81,22 +81,30 @@ static void adopt(int fd, const char *readbuf, size_t len) {
  * peeked at, and lws reads it from the socket as usual.
  *
  * TCP_DEFER_ACCEPT makes accept() return once the request has arrived, so
- * the usual cost is one recv(MSG_PEEK). A head still incomplete waits on
- * its own watcher, at most SNIFF_TIMEOUT_S and SNIFF_MAX of them at once;
- * beyond either, the connection goes to lws as it is. */
+ * the usual cost is one recv(MSG_PEEK). A connection with nothing yet waits
+ * on a read watcher; one with part of a head, which stays readable since a
+ * peek takes nothing, is looked at again after 5 ms, then 10, 20, ... up
+ * to SNIFF_RETRY_MAX_S (a read watcher would fire at once, again and again:
+ * a client sending half a head would spin the node). At most
+ * SNIFF_TIMEOUT_S and SNIFF_MAX of them at once; beyond either, the
+ * connection goes to lws as it is. */
 #define SNIFF_READBUF_MAX 2048 /* lws' limit for adopted read data */
 #define SNIFF_TIMEOUT_S 5.0
 #define SNIFF_MAX 1024
+#define SNIFF_RETRY_S 0.005
+#define SNIFF_RETRY_MAX_S 0.1
 
 typedef struct sniff {
     ev_io io;
-    ev_timer timer;
+    ev_timer timer; /* the deadline */
+    ev_timer retry; /* the next look at a partial head */
+    double wait;
 } sniff_t;
 
 static size_t nsniffing;
 
-/* Looks at what has arrived: 1 when handled (adopted or closed), 0 when the
- * head is not complete yet. */
+/* Looks at what has arrived: 1 when handled (adopted or closed), 0 when
+ * nothing has, 2 when part of a head has. */
 static int sniff_try(int fd, int final) {
     char head[HTTP_HEAD_MAX];
     ssize_t n = recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
@@ -117,7 +125,7 @@ static int sniff_try(int fd, int final) {
         return 1;
     }
     if (!end)
-        return 0;
+        return 2;
     size_t hl = (size_t)(end - head);
     char out[SNIFF_READBUF_MAX];
     const char *bearer;
@@ -149,29 +157,49 @@ static int sniff_try(int fd, int final) {
 static void sniff_end(struct ev_loop *loop, sniff_t *sn) {
     ev_io_stop(loop, &sn->io);
     ev_timer_stop(loop, &sn->timer);
+    ev_timer_stop(loop, &sn->retry);
     nsniffing--;
     free(sn);
 }
 
+/* After a look that did not finish: wait for bytes (nothing yet) or look
+ * again a little later (part of a head). */
+static void sniff_wait(struct ev_loop *loop, sniff_t *sn, int r) {
+    if (r == 1) {
+        sniff_end(loop, sn);
+    } else if (r == 0) {
+        ev_io_start(loop, &sn->io);
+    } else {
+        sn->wait = sn->wait ? sn->wait * 2 : SNIFF_RETRY_S;
+        if (sn->wait > SNIFF_RETRY_MAX_S)
+            sn->wait = SNIFF_RETRY_MAX_S;
+        ev_timer_set(&sn->retry, sn->wait, 0.);
+        ev_timer_start(loop, &sn->retry);
+    }
+}
+
 static void on_sniff_io(struct ev_loop *loop, ev_io *w, int revents) {
     sniff_t *sn = (sniff_t *)w;
-    int fd = w->fd;
     ev_io_stop(loop, &sn->io); /* lws registers the fd itself */
-    if (sniff_try(fd, 0))
-        sniff_end(loop, sn);
-    else
-        ev_io_start(loop, &sn->io);
+    sniff_wait(loop, sn, sniff_try(w->fd, 0));
+}
+
+static void on_sniff_retry(struct ev_loop *loop, ev_timer *w, int revents) {
+    sniff_t *sn = (sniff_t *)((char *)w - offsetof(sniff_t, retry));
+    sniff_wait(loop, sn, sniff_try(sn->io.fd, 0));
 }
 
 static void on_sniff_timeout(struct ev_loop *loop, ev_timer *w, int revents) {
     sniff_t *sn = (sniff_t *)((char *)w - offsetof(sniff_t, timer));
     ev_io_stop(loop, &sn->io);
+    ev_timer_stop(loop, &sn->retry);
     sniff_try(sn->io.fd, 1);
     sniff_end(loop, sn);
 }
 
 static void sniff_start(struct ev_loop *loop, int fd) {
-    if (sniff_try(fd, 0))
+    int r = sniff_try(fd, 0);
+    if (r == 1)
         return;
     sniff_t *sn = nsniffing < SNIFF_MAX ? malloc(sizeof *sn) : NULL;
     if (!sn) {
@@ -181,8 +209,10 @@ static void sniff_start(struct ev_loop *loop, int fd) {
     nsniffing++;
     ev_io_init(&sn->io, on_sniff_io, fd, EV_READ);
     ev_timer_init(&sn->timer, on_sniff_timeout, SNIFF_TIMEOUT_S, 0.);
-    ev_io_start(loop, &sn->io);
+    ev_timer_init(&sn->retry, on_sniff_retry, SNIFF_RETRY_S, 0.);
+    sn->wait = 0;
     ev_timer_start(loop, &sn->timer);
+    sniff_wait(loop, sn, r);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents) {

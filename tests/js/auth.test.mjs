@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -200,6 +200,46 @@ describe("connecting with a token", () => {
     const socket = await phoenixConnect(t, keyed, { authToken: signJwt({ sub: "bob" }, KEY) });
     assert.equal(socket.conn.protocol, "phoenix");
     assert.equal((await upgradeStatus(wsUrl(plain))), 101);
+  });
+
+  test("a request head that stops halfway costs the node no CPU while it waits, and is served once whole", async (t) => {
+    // With keys, the node reads each head before lws does (for authToken).
+    const server = await startServer(["--auth", "required"], { env: { PARLEY_AUTH_KEYS: KEY } });
+    t.after(() => server.end());
+    const cpu = () => {
+      const f = readFileSync(`/proc/${server.pid}/stat`, "utf8").split(") ")[1].split(" ");
+      return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in s (USER_HZ 100)
+    };
+    const b64 = Buffer.from(signJwt({ sub: "slow" }, KEY)).toString("base64url");
+    const head =
+      "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+      `Sec-WebSocket-Protocol: phoenix, base64url.bearer.phx.${b64}\r\n\r\n`;
+    const socks = await Promise.all(
+      Array.from({ length: 5 }, () => new Promise((resolve, reject) => {
+        const sock = net.connect(server.port, "127.0.0.1", () => resolve(sock));
+        sock.on("error", reject);
+      })),
+    );
+    t.after(() => socks.forEach((s) => s.destroy()));
+    for (const s of socks) s.write(head.slice(0, 100));
+    await new Promise((r) => setTimeout(r, 200));
+    const c0 = cpu();
+    await new Promise((r) => setTimeout(r, 2000));
+    const used = cpu() - c0;
+    assert.ok(used < 0.3, `the node used ${used.toFixed(2)} s of CPU in 2 s, waiting for 5 half heads`);
+    // The rest arrives: each is upgraded, its authToken read.
+    const answers = await Promise.all(
+      socks.map((s) => new Promise((resolve) => {
+        let got = "";
+        s.on("data", (d) => {
+          got += d;
+          if (got.includes("\r\n\r\n")) resolve(got);
+        });
+        s.write(head.slice(100));
+      })),
+    );
+    for (const a of answers) assert.match(a, /^HTTP\/1\.1 101 /);
   });
 
   test("--auth anonymous: no token is fine, a bad one is still refused, a good one names the user", async (t) => {
