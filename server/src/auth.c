@@ -122,7 +122,7 @@ const char *auth_err_text(auth_err_t e) {
     return (unsigned)e < AUTH_ENKINDS ? err_text[e] : "?";
 }
 
-static int no_controls(const char *s, size_t n) {
+int auth_no_controls(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return 0;
@@ -154,7 +154,7 @@ static int patterns_claim(json_t *claims, const char *name, json_t **out) {
     json_t *v;
     json_array_foreach(a, i, v) {
         if (!json_is_string(v) || json_string_length(v) == 0 ||
-            !no_controls(json_string_value(v), json_string_length(v)))
+            !auth_no_controls(json_string_value(v), json_string_length(v)))
             return -1;
     }
     *out = json_incref(a);
@@ -177,7 +177,7 @@ static auth_err_t identity_from_claims(json_t *claims, double now, double leeway
                                        auth_identity_t **out) {
     json_t *sub = json_object_get(claims, "sub");
     if (!json_is_string(sub) || json_string_length(sub) == 0 || json_string_length(sub) > 256 ||
-        !no_controls(json_string_value(sub), json_string_length(sub)))
+        !auth_no_controls(json_string_value(sub), json_string_length(sub)))
         return AUTH_ECLAIMS;
     json_t *tenant = json_object_get(claims, "tenant");
     if (tenant && !(json_is_string(tenant) &&
@@ -393,7 +393,7 @@ int auth_decode_bearer(const char *b64, size_t len, char *out, size_t size) {
 #define TENANT_SEP '\x1f'
 
 int auth_topic_valid(const char *topic, size_t len) {
-    return no_controls(topic, len);
+    return auth_no_controls(topic, len);
 }
 
 int auth_topic_key(const auth_identity_t *id, const char *topic, size_t len, char *buf,

@@ -34,6 +34,8 @@ struct session;
 #define AUTH_TENANT_MAX 64
 /* Patterns per claim. */
 #define AUTH_PATTERNS_MAX 64
+/* Longest "user" connect parameter (a token's sub has the same limit). */
+#define AUTH_USER_PARAM_MAX 256
 
 typedef struct auth_identity {
     char *user;          /* presence key: the token's sub, or the "user" connect parameter */
@@ -80,6 +82,9 @@ auth_err_t auth_verify(const char *token, size_t len, double now, double leeway,
  * "base64url.bearer.phx."): base64 of either alphabet, padding optional.
  * Returns its length (out is NUL-terminated), or -1. */
 int auth_decode_bearer(const char *b64, size_t len, char *out, size_t size);
+
+/* 1 if s[0..n) has no ASCII control character (C0 or DEL). */
+int auth_no_controls(const char *s, size_t n);
 
 /* An identity without a token: user may be NULL. NULL if out of memory. */
 auth_identity_t *auth_anonymous(const char *user);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cluster.h"
+#include "parley/protocol.h"
 #include "config.h"
 #include "head.h"
 #include "log.h"
@@ -288,6 +289,23 @@ static int refuse_long_protocols(struct lws *wsi) {
                   "Sec-WebSocket-Protocol too long (126 bytes at most)", NULL);
 }
 
+/* Without a token, the "user" connect parameter names the connection in
+ * presence (transport.c), a key every member of its topics receives in text
+ * frames: it must be UTF-8 (a browser fails a connection on a text frame
+ * that is not) without control characters, at most AUTH_USER_PARAM_MAX
+ * bytes, as a token's sub; empty is no key. 0, or 1 when refused. */
+static int check_user_param(struct lws *wsi) {
+    char who[AUTH_USER_PARAM_MAX + 2];
+    int r = transport_url_arg(wsi, "user", who, sizeof who);
+    size_t n = r > 0 ? strlen(who) : 0;
+    if (r == 0 || (r > 0 && n <= AUTH_USER_PARAM_MAX &&
+                   proto_utf8_valid((const uint8_t *)who, n) && auth_no_controls(who, n)))
+        return 0; /* none, or empty (no presence key), or a valid one */
+    return refuse(wsi, REJ_USER_PARAM, HTTP_STATUS_BAD_REQUEST,
+                  "the user parameter must be at most 256 bytes of UTF-8 without control characters",
+                  NULL);
+}
+
 int gate_admit(struct lws *wsi) {
     char uri[256];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
@@ -321,7 +339,7 @@ int gate_admit(struct lws *wsi) {
         return 1;
     }
     if (!id)
-        return 0;
+        return check_user_param(wsi);
     if (config.max_conns_per_user &&
         auth_user_count(id->tenant, id->user, 0) >= config.max_conns_per_user) {
         char q[96];

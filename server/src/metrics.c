@@ -56,6 +56,7 @@ static const char *const reject_names[REJ_NKINDS] = {
     [REJ_PROTOCOL_HEADER] = "protocol_header",
     [REJ_BANNED] = "banned",
     [REJ_HEAD_TOO_LARGE] = "head_too_large",
+    [REJ_USER_PARAM] = "user_param",
 };
 
 const char *reject_kind_name(reject_kind_t kind) {

@@ -47,6 +47,7 @@ typedef enum reject_kind {
     REJ_PROTOCOL_HEADER,    /* 400: a protocol header lws cannot take (authToken over TLS) */
     REJ_BANNED,             /* 429: banned after a close for abuse (penalty.h) */
     REJ_HEAD_TOO_LARGE,     /* closed unanswered: a request head over HTTP_HEAD_MAX (lws) */
+    REJ_USER_PARAM,         /* 400: a "user" connect parameter that is not a valid presence key */
     REJ_NKINDS
 } reject_kind_t;
 

@@ -63,7 +63,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* Without a token, the "user" parameter names the connection in
          * presence (anyone may claim any name); a token's sub replaces it. */
         if (!id && transport_url_arg(wsi, "user", who, sizeof who) > 0 && *who &&
-            strlen(who) <= 256)
+            strlen(who) <= AUTH_USER_PARAM_MAX) /* as gate.c checked */
             id = auth_anonymous(who); /* NULL if out of memory: no user, then */
         /* An over-long vsn or serializer is unsupported, not absent. */
         session_open(s, wsi, hv < 0 ? "?" : hv ? vsn : NULL, hz < 0 ? "?" : hz ? ser : NULL, id);

@@ -260,6 +260,32 @@ describe("connecting with a token", () => {
     assert.ok(!keys.includes("mallory"), `the payload's user is ignored: ${keys}`);
   });
 
+  test("a user parameter that is not a valid presence key is refused with 400; a valid one names the connection", async (t) => {
+    const server = await startServer([]);
+    t.after(() => server.end());
+    for (const [what, query] of [
+      ["not UTF-8", "user=%ff%fe"],
+      ["a control character", "user=a%01b"],
+      ["longer than 256 bytes", `user=${"u".repeat(257)}`],
+    ]) {
+      const before = (await server.metrics()).get(rejected("user_param"));
+      const r = await upgradeStatus(wsUrl(server, "v2", query));
+      assert.equal(r.status, 400, what);
+      assert.match(r.body, /user parameter must be at most 256 bytes of UTF-8 without control characters/, what);
+      assert.equal((await server.metrics()).get(rejected("user_param")), before + 1, `${what}: counted`);
+    }
+    assert.match(server.stderr(), /event=upgrade_refused status=400 reason=user_param/);
+    // Any UTF-8 name is fine, and is what the others see.
+    const watcher = await RawClient.connect(wsUrl(server, "v2", "user=watcher"));
+    t.after(() => watcher.terminate());
+    await watcher.join("room:names", {});
+    const zoe = await RawClient.connect(wsUrl(server, "v2", `user=${encodeURIComponent("Zoë 🦊")}`));
+    t.after(() => zoe.terminate());
+    await zoe.join("room:names", {});
+    const diff = await watcher.next((m) => m.event === "presence_diff" && m.payload.joins["Zoë 🦊"], WAIT, "Zoë's join");
+    assert.ok(diff, "the UTF-8 key arrives intact");
+  });
+
   test("key rotation: tokens of every configured key are accepted, a kid picks its key", async (t) => {
     const server = await startServer(["--auth", "required"], {
       env: { PARLEY_AUTH_KEYS: `old:${KEY},new:${KEY2}` },
