@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int tl = auth_decode_bearer(in, len, token, sizeof token);
         if (tl < 0)
             return 0;
-        FUZZ_CHECK((size_t)tl < sizeof token && token[tl] == '\0');
+        FUZZ_CHECK(tl > 0 && (size_t)tl < sizeof token && strlen(token) == (size_t)tl);
         rc = auth_verify(token, (size_t)tl, NOW, 0, &id);
     } else {
         char claims[AUTH_TOKEN_MAX + 1];

@@ -381,11 +381,13 @@ int auth_decode_bearer(const char *b64, size_t len, char *out, size_t size) {
             bits -= 8;
             if (n + 1 >= size)
                 return -1;
-            out[n++] = (char)((acc >> bits) & 0xff);
+            out[n] = (char)((acc >> bits) & 0xff);
+            if (!out[n++])
+                return -1; /* no token has a NUL byte */
         }
     }
     out[n] = '\0';
-    return (int)n;
+    return n ? (int)n : -1; /* an entry is a token given: an empty one is bad */
 }
 
 /* ---- tenants --------------------------------------------------------------------- */

@@ -80,7 +80,8 @@ auth_err_t auth_verify(const char *token, size_t len, double now, double leeway,
 
 /* Decodes the token of a phoenix.js authToken protocol entry (after
  * "base64url.bearer.phx."): base64 of either alphabet, padding optional.
- * Returns its length (out is NUL-terminated), or -1. */
+ * Returns its length (out is NUL-terminated), or -1: not base64, too long
+ * for out, empty, or with a NUL byte. */
 int auth_decode_bearer(const char *b64, size_t len, char *out, size_t size);
 
 /* 1 if s[0..n) has no ASCII control character (C0 or DEL). */

@@ -249,6 +249,10 @@ describe("connecting with a token", () => {
     t.after(() => anon.terminate());
     assert.equal((await anon.join("room:1", { user: "guest" })).reply.payload.status, "ok");
     assert.equal((await upgradeStatus(withToken(server, signJwt({ sub: "x" }, "y".repeat(40))))).status, 403);
+    // An authToken entry is a token given, even one of NUL bytes only.
+    const nul = await upgradeStatus(wsUrl(server), { protocols: ["phoenix", "base64url.bearer.phx.AAAA"] });
+    assert.equal(nul.status, 403, "an authToken of NUL bytes is refused, not taken for no token");
+    assert.match(nul.body, /malformed token/);
     const c = await client(t, server, signJwt({ sub: "bob" }, KEY));
     // The join payload's "user" cannot override the token's sub.
     await c.join("room:1", { user: "mallory", role: "admin" });

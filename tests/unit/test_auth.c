@@ -220,6 +220,10 @@ static void test_bearer(void) {
     CHECK("padding", auth_decode_bearer("YWI=", 4, out, sizeof out) == 2 && strcmp(out, "ab") == 0);
     CHECK("bad character", auth_decode_bearer("YW*I", 4, out, sizeof out) == -1);
     CHECK("too long for the buffer", auth_decode_bearer("YWJjZGVm", 8, out, 4) == -1);
+    CHECK("NUL bytes are no token", auth_decode_bearer("AAAA", 4, out, sizeof out) == -1 &&
+                                        auth_decode_bearer("YQBi", 4, out, sizeof out) == -1);
+    CHECK("nor is nothing", auth_decode_bearer("A", 1, out, sizeof out) == -1 &&
+                               auth_decode_bearer("==", 2, out, sizeof out) == -1);
 }
 
 int main(void) {
