@@ -912,6 +912,13 @@ void session_sweep_closing(double now) {
         DL_DELETE2(closing_list, s, iprev, inext);
         s->iprev = s->inext = NULL;
         plog(LOG_DEBUG, "close_timeout", "conn=%llu code=%d", (unsigned long long)s->id, s->close_code);
+        /* Once lws has taken our close reason (lws_close_reason) without
+         * being able to send the frame, a kill only makes it wait 5 s more
+         * to send it. With the socket shut down, that send fails at once
+         * and lws closes: the deadline holds. */
+        int fd = lws_get_socket_fd(s->wsi);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
     }
 }
