@@ -214,12 +214,6 @@ static int origin_allowed(struct lws *wsi) {
 static char protos[HTTP_HEAD_MAX];
 static int nprotos;
 
-/* The base64 of the phoenix.js authToken entry among the protocols, and
- * its length; NULL if there is none (found as the listener finds it). */
-static const char *bearer_entry(size_t *len) {
-    return head_bearer(protos, (size_t)nprotos, len);
-}
-
 /* The token of the upgrade: the "token" connect parameter, else a Phoenix
  * authToken entry of Sec-WebSocket-Protocol (from the listener when the
  * header was too long for lws, else read here). Returns its length, 0 when
@@ -237,7 +231,7 @@ static int find_token(struct lws *wsi, char *out, size_t size) {
         return (int)n;
     }
     size_t len;
-    const char *b64 = bearer_entry(&len);
+    const char *b64 = head_bearer(protos, (size_t)nprotos, &len);
     return b64 ? auth_decode_bearer(b64, len, out, size) : 0;
 }
 
@@ -274,7 +268,7 @@ static int verify_token(struct lws *wsi, auth_identity_t **id) {
  * cannot. Returns 1 (refused). */
 static int refuse_long_protocols(struct lws *wsi) {
     size_t len;
-    const char *b64 = bearer_entry(&len);
+    const char *b64 = head_bearer(protos, (size_t)nprotos, &len);
     if (b64) {
         char token[AUTH_TOKEN_MAX + 1];
         if (auth_nkeys() && auth_decode_bearer(b64, len, token, sizeof token) <= 0)
@@ -290,20 +284,23 @@ static int refuse_long_protocols(struct lws *wsi) {
 }
 
 /* Without a token, the "user" connect parameter names the connection in
- * presence (transport.c), a key every member of its topics receives in text
- * frames: it must be UTF-8 (a browser fails a connection on a text frame
- * that is not) without control characters, at most AUTH_USER_PARAM_MAX
- * bytes, as a token's sub; empty is no key. 0, or 1 when refused. */
-static int check_user_param(struct lws *wsi) {
+ * presence, a key every member of its topics receives in text frames: it
+ * must be UTF-8 (a browser fails a connection on a text frame that is not)
+ * without control characters, at most AUTH_USER_PARAM_MAX bytes, as a
+ * token's sub; empty is no key. 0 with *id the anonymous identity (NULL
+ * without a key), or 1 when refused. */
+static int anonymous_identity(struct lws *wsi, auth_identity_t **id) {
     char who[AUTH_USER_PARAM_MAX + 2];
     int r = transport_url_arg(wsi, "user", who, sizeof who);
     size_t n = r > 0 ? strlen(who) : 0;
-    if (r == 0 || (r > 0 && n <= AUTH_USER_PARAM_MAX &&
-                   proto_utf8_valid((const uint8_t *)who, n) && auth_no_controls(who, n)))
-        return 0; /* none, or empty (no presence key), or a valid one */
-    return refuse(wsi, REJ_USER_PARAM, HTTP_STATUS_BAD_REQUEST,
-                  "the user parameter must be at most 256 bytes of UTF-8 without control characters",
-                  NULL);
+    if (r < 0 || n > AUTH_USER_PARAM_MAX || !proto_utf8_valid((const uint8_t *)who, n) ||
+        !auth_no_controls(who, n))
+        return refuse(wsi, REJ_USER_PARAM, HTTP_STATUS_BAD_REQUEST,
+                      "the user parameter must be at most 256 bytes of UTF-8 without control "
+                      "characters",
+                      NULL);
+    *id = n ? auth_anonymous(who) : NULL; /* NULL if out of memory too: no key, then */
+    return 0;
 }
 
 int gate_admit(struct lws *wsi) {
@@ -338,9 +335,11 @@ int gate_admit(struct lws *wsi) {
         auth_identity_free(id);
         return 1;
     }
+    if (!id && anonymous_identity(wsi, &id))
+        return 1;
     if (!id)
-        return check_user_param(wsi);
-    if (config.max_conns_per_user &&
+        return 0;
+    if (id->verified && config.max_conns_per_user &&
         auth_user_count(id->tenant, id->user, 0) >= config.max_conns_per_user) {
         char q[96];
         int r = refuse(wsi, REJ_USER_LIMIT, HTTP_STATUS_FORBIDDEN,

@@ -192,7 +192,6 @@ static void on_sniff_retry(struct ev_loop *loop, ev_timer *w, int revents) {
 static void on_sniff_timeout(struct ev_loop *loop, ev_timer *w, int revents) {
     sniff_t *sn = (sniff_t *)((char *)w - offsetof(sniff_t, timer));
     ev_io_stop(loop, &sn->io);
-    ev_timer_stop(loop, &sn->retry);
     sniff_try(sn->io.fd, 1);
     sniff_end(loop, sn);
 }

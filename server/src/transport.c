@@ -35,7 +35,7 @@ int transport_url_arg(struct lws *wsi, const char *name, char *out, size_t size)
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len) {
     session_t *s = user;
-    char uri[256], vsn[32], ser[32], who[300];
+    char uri[256], vsn[32], ser[32];
 
     switch (reason) {
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
@@ -59,12 +59,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_ESTABLISHED: {
         int hv = transport_url_arg(wsi, "vsn", vsn, sizeof vsn);
         int hz = transport_url_arg(wsi, "serializer", ser, sizeof ser);
+        /* A token's identity, or without one the "user" parameter's
+         * (anyone may claim any name): checked and made by gate_admit. */
         auth_identity_t *id = gate_take(wsi);
-        /* Without a token, the "user" parameter names the connection in
-         * presence (anyone may claim any name); a token's sub replaces it. */
-        if (!id && transport_url_arg(wsi, "user", who, sizeof who) > 0 && *who &&
-            strlen(who) <= AUTH_USER_PARAM_MAX) /* as gate.c checked */
-            id = auth_anonymous(who); /* NULL if out of memory: no user, then */
         /* An over-long vsn or serializer is unsupported, not absent. */
         session_open(s, wsi, hv < 0 ? "?" : hv ? vsn : NULL, hz < 0 ? "?" : hz ? ser : NULL, id);
         return 0;
