@@ -170,6 +170,15 @@ static uint64_t send_from(uint64_t due) {
     return from;
 }
 
+/* How late a scheduled send went out; one sent early (within
+ * --poll-interval) was not late. */
+static void record_send_lag(uint64_t due, uint64_t now) {
+    uint64_t lag = now > due ? now - due : 0;
+    hist_record(&S->send_lag, lag);
+    if (lag > S->max_send_lag_ns)
+        S->max_send_lag_ns = lag;
+}
+
 /* Queues one chat message: body TOKEN<pub>:<seq>:<stamp ns>:<write ns>:
  * padded. The stamp is what latency counts from: the real send time if the
  * message went early (within --poll-interval), the time it was due if it
@@ -199,10 +208,7 @@ static void publish(client_t *c, int pub, uint32_t seq, uint64_t due, uint64_t n
     if (!S->first_send_ns)
         S->first_send_ns = now;
     S->last_send_ns = now;
-    uint64_t lag = now > due ? now - due : 0;
-    hist_record(&S->send_lag, lag);
-    if (lag > S->max_send_lag_ns)
-        S->max_send_lag_ns = lag;
+    record_send_lag(due, now);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -704,10 +710,7 @@ void worker_main(int w, int wake_fd) {
                         S->sent++;
                         if (now > S->last_send_ns)
                             S->last_send_ns = now;
-                        uint64_t lag = now - due;
-                        hist_record(&S->send_lag, lag);
-                        if (lag > S->max_send_lag_ns)
-                            S->max_send_lag_ns = lag;
+                        record_send_lag(due, now);
                     }
                     next_join++;
                 }

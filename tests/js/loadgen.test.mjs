@@ -138,11 +138,13 @@ function assertConsistent(r) {
   if (r.transit_ms.count)
     assert.ok(r.transit_ms.p50 <= r.latency_ms.p50 + 0.002 && r.transit_ms.max <= r.latency_ms.max + 0.002,
       "transit (from the real write) is never longer than latency (from the intended time)");
-  for (const h of [r.latency_ms, r.transit_ms, r.connections.join_ms, r.connections.connect_ms]) {
+  for (const h of [r.latency_ms, r.transit_ms, r.send_lag_ms, r.connections.join_ms, r.connections.connect_ms]) {
     if (!h.count) continue;
     assert.ok(h.min <= h.p50 && h.p50 <= h.p90 && h.p90 <= h.p99 && h.p99 <= h.p999 && h.p999 <= h.max,
       `percentiles in order: ${JSON.stringify(h)}`);
   }
+  // a send that went out early (within --poll-interval) is not late; no run here is a minute late
+  assert.ok(r.send_lag_ms.min >= 0 && r.send_lag_ms.max < 60000, `send lag: ${JSON.stringify(r.send_lag_ms)}`);
   assert.ok(r.cpu.loadgen_s >= 0 && r.cpu.window_s > 0, "cpu and window measured");
   assert.equal(typeof r.machine.cores, "number");
   assert.match(r.date, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
@@ -237,6 +239,8 @@ describe("parley-loadgen against parley", () => {
     assert.ok(r.presence.frames >= users, "presence_state and diffs were read");
     assert.equal(r.connections.joined, users);
     assert.equal(r.cpu.unit, "join");
+    assert.equal(r.send_lag_ms.count, users, "each join's lag against the schedule");
+    assertConsistent(r);
   });
 
   test("connect: connections held from several source addresses; memory per connection", async (t) => {
