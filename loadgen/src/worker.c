@@ -14,6 +14,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <parley/protocol.h>
 #include <stdio.h>
@@ -327,8 +328,16 @@ static void on_reply(client_t *c, const uint8_t *p, size_t n, slice_t topic, uin
     proto_msg_free(&m);
 }
 
-/* Presence: a key "u<i>" joins (side 1) or leaves (side 0) the view. */
-static void view_key(client_t *c, slice_t k, int side) {
+/* Presence. A payload is read as a list of view changes, each a user index
+ * shifted left once, plus 1 if the user joins the view (0: leaves it). */
+typedef struct vchanges {
+    uint32_t *v;
+    uint32_t n, cap;
+    int failed; /* out of memory */
+} vchanges_t;
+
+/* A key "u<i>" (i < --conns) is user i; other keys are not the run's. */
+static void view_change(vchanges_t *ch, slice_t k, int join) {
     if (k.n < 2 || k.p[0] != 'u')
         return;
     uint64_t i = 0;
@@ -339,39 +348,98 @@ static void view_key(client_t *c, slice_t k, int side) {
     }
     if (i >= (uint64_t)O.conns)
         return;
-    uint64_t bit = 1ull << (i & 63), *w = &c->view[i >> 6];
-    if (side && !(*w & bit)) {
-        *w |= bit;
-        c->nview++;
-    } else if (!side && (*w & bit)) {
-        *w &= ~bit;
-        c->nview--;
+    if (ch->n == ch->cap) {
+        uint32_t cap = ch->cap ? 2 * ch->cap : 64;
+        uint32_t *v = realloc(ch->v, cap * sizeof *v);
+        if (!v) {
+            ch->failed = 1;
+            return;
+        }
+        ch->v = v;
+        ch->cap = cap;
     }
+    ch->v[ch->n++] = (uint32_t)i << 1 | (uint32_t)join;
 }
 
-static int state_key(void *ud, slice_t k, slice_t v) {
+static int key_joins(void *ud, slice_t k, slice_t v) {
     (void)v;
-    view_key(ud, k, 1);
+    view_change(ud, k, 1);
     return 0;
 }
-static int diff_join(void *ud, slice_t k, slice_t v) {
+static int key_leaves(void *ud, slice_t k, slice_t v) {
     (void)v;
-    view_key(ud, k, 1);
-    return 0;
-}
-static int diff_leave(void *ud, slice_t k, slice_t v) {
-    (void)v;
-    view_key(ud, k, 0);
+    view_change(ud, k, 0);
     return 0;
 }
 /* presence_diff: {"joins": {key: ...}, "leaves": {key: ...}} */
 static scan_map_cb diff_part(void *ud, slice_t k) {
     (void)ud;
     if (k.n == 5 && !memcmp(k.p, "joins", 5))
-        return diff_join;
+        return key_joins;
     if (k.n == 6 && !memcmp(k.p, "leaves", 6))
-        return diff_leave;
+        return key_leaves;
     return NULL;
+}
+
+/* Every member reads the same bytes: the server encodes a presence_diff
+ * once for all, and a presence_state once for all who join within a batch
+ * window. So a worker scans each distinct payload once and remembers its
+ * view changes; a client whose payload is byte for byte one remembered
+ * (compared in full) applies those. Saves the worker most of an O(N^2)
+ * scan in a join storm, where it must not cost more than the server. */
+#define MEMO_SLOTS 8
+#define MEMO_MAX_BYTES (1u << 20) /* larger payloads are scanned each time */
+typedef struct memo {
+    uint8_t *bytes;
+    size_t n;
+    int is_state;
+    vchanges_t ch;
+} memo_t;
+static memo_t memo[MEMO_SLOTS];
+static unsigned memo_next; /* the slot replaced next, round robin */
+
+static const vchanges_t *memo_find(int is_state, slice_t pl) {
+    for (int i = 0; i < MEMO_SLOTS; i++)
+        if (memo[i].bytes && memo[i].n == pl.n && memo[i].is_state == is_state &&
+            !memcmp(memo[i].bytes, pl.p, pl.n))
+            return &memo[i].ch;
+    return NULL;
+}
+
+/* The view changes of payload pl, scanned now or remembered; NULL if it
+ * does not parse (*err = E_PROTOCOL) or memory ran out (E_LOCAL). */
+static const vchanges_t *view_changes(int is_state, slice_t pl, int *err) {
+    const vchanges_t *known = memo_find(is_state, pl);
+    if (known)
+        return known;
+    static vchanges_t scratch; /* for a payload too large to remember */
+    int keep = pl.n <= MEMO_MAX_BYTES;
+    memo_t *m = &memo[memo_next];
+    vchanges_t *ch = keep ? &m->ch : &scratch;
+    if (keep) {
+        uint8_t *b = realloc(m->bytes, pl.n ? pl.n : 1);
+        if (!b) {
+            *err = E_LOCAL;
+            return NULL;
+        }
+        memo_next = (memo_next + 1) % MEMO_SLOTS;
+        m->bytes = b;
+        memcpy(b, pl.p, pl.n);
+        m->n = pl.n;
+        m->is_state = is_state;
+    }
+    ch->n = 0;
+    ch->failed = 0;
+    int rc = is_state ? scan_map(O.msgpack, pl, key_joins, ch) : scan_map_of_maps(O.msgpack, pl, diff_part, ch);
+    if (rc < 0 || ch->failed) {
+        if (keep) {
+            free(m->bytes); /* not remembered */
+            m->bytes = NULL;
+        }
+        *err = ch->failed ? E_LOCAL : E_PROTOCOL;
+        return NULL;
+    }
+    return ch;
 }
 
 static void on_presence(client_t *c, int is_state, slice_t payload, uint64_t now) {
@@ -379,10 +447,22 @@ static void on_presence(client_t *c, int is_state, slice_t payload, uint64_t now
     S->presence_bytes += payload.n;
     if (!c->view)
         return;
-    if ((is_state ? scan_map(O.msgpack, payload, state_key, c)
-                  : scan_map_of_maps(O.msgpack, payload, diff_part, c)) < 0) {
-        S->errors[E_PROTOCOL]++;
+    int err;
+    const vchanges_t *ch = view_changes(is_state, payload, &err);
+    if (!ch) {
+        S->errors[err]++;
         return;
+    }
+    for (uint32_t j = 0; j < ch->n; j++) {
+        uint32_t i = ch->v[j] >> 1;
+        uint64_t bit = 1ull << (i & 63), *w = &c->view[i >> 6];
+        if ((ch->v[j] & 1) && !(*w & bit)) {
+            *w |= bit;
+            c->nview++;
+        } else if (!(ch->v[j] & 1) && (*w & bit)) {
+            *w &= ~bit;
+            c->nview--;
+        }
     }
     if (!c->converged && c->nview == (uint32_t)O.conns) {
         c->converged = 1;
@@ -577,6 +657,13 @@ void worker_main(int w, int wake_fd) {
     S = &SH->w[w];
     C = &SH->ctl;
     rnd_seed(now_ns() ^ ((uint64_t)getpid() << 32));
+    /* Input buffers of partly read frames come and go by the thousand
+     * (ws.c, in_release): served from the heap and not given back at once,
+     * their pages stay mapped for the next one. mmap'd blocks, glibc's
+     * default from 128 KiB, each cost page faults on first use and a TLB
+     * shootdown when unmapped. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 32 << 20);
     fmt = O.msgpack ? PROTO_MSGPACK : PROTO_V2_JSON;
     proto_buf_init(&obuf);
     empty = json_object();

@@ -376,6 +376,16 @@ static int in_reserve(ws_conn_t *c, size_t need) {
     return 0;
 }
 
+/* A connection holds an input buffer only while a frame of it is partly
+ * read, so that the buffers of the many connections that carry a partial
+ * frame now and then are a few blocks of the heap, reused while their pages
+ * are still mapped (worker_main keeps large blocks out of mmap). */
+static void in_release(ws_conn_t *c) {
+    free(c->in);
+    c->in = NULL;
+    c->incap = 0;
+}
+
 /* When the last segment of a read reached the socket (SO_TIMESTAMPNS, in
  * CLOCK_MONOTONIC); 0 if the kernel gave no stamp. */
 static uint64_t rx_stamp(struct msghdr *mh) {
@@ -447,17 +457,11 @@ static void readable(ws_conn_t *c) {
             /* a big frame still arriving consumes nothing: no copy then */
             if (used)
                 memmove(c->in, c->in + used, c->inlen);
-            if (!c->inlen) {
-                free(c->in);
-                c->in = NULL;
-                c->incap = 0;
-            }
+            if (!c->inlen)
+                in_release(c);
         } else {
-            if (c->incap > READ_BUF) {
-                free(c->in);
-                c->in = NULL;
-                c->incap = 0;
-            }
+            if (!c->inlen || c->incap > READ_BUF)
+                in_release(c);
             if (c->inlen) {
                 if (in_reserve(c, c->inlen)) {
                     conn_end(c, WS_END_LOCAL, 0, ENOMEM);
