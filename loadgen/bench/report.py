@@ -438,7 +438,8 @@ def describe(scenario, r):
         return (f"A redis-server and two parley nodes with `--redis`; {n} subscribers spread over both "
                 f"nodes, {p.get('publishers')} publisher on node A sending {p.get('payload')}-byte messages "
                 f"at {p.get('rate'):g}/s for {p.get('duration_s'):g} s after {p.get('warmup_s'):g} s of "
-                f"warm-up. Same-node: node A's subscribers; cross-node: node B's, through Redis.")
+                f"warm-up, from {p.get('workers')} loadgen process{'es' if p.get('workers') != 1 else ''}. "
+                f"Same-node: node A's subscribers; cross-node: node B's, through Redis.")
     return ""
 
 
