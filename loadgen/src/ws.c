@@ -215,12 +215,6 @@ void ws_open(ws_conn_t *c, const ws_target_t *targets, int target, uint32_t src,
         conn_end(c, WS_END_CONNECT, 0, errno);
         return;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev)) {
-        conn_end(c, WS_END_CONNECT, 0, errno);
-        return;
-    }
-    c->epollout = 1;
     /* The request goes out once connected; build it now. */
     uint8_t raw[16];
     char key[32], both[80];
@@ -247,6 +241,24 @@ void ws_open(ws_conn_t *c, const ws_target_t *targets, int target, uint32_t src,
     }
     memcpy(p, req, (size_t)n);
     c->outlen += (uint32_t)n;
+    /* On loopback the handshake has mostly completed by the time connect()
+     * returns, so the request is sent now; only a socket still connecting
+     * (EAGAIN) waits for EPOLLOUT, which costs a wake-up, an epoll_ctl and
+     * a getsockopt more (ws_event). */
+    ssize_t sent = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL);
+    if (sent < 0 && errno != EAGAIN) {
+        conn_end(c, WS_END_CONNECT, 0, errno);
+        return;
+    }
+    if (sent >= 0) {
+        c->state = WS_UPGRADING;
+        c->outlen -= (uint32_t)sent;
+        memmove(c->out, c->out + sent, c->outlen);
+    }
+    c->epollout = c->outlen > 0;
+    struct epoll_event ev = {.events = EPOLLIN | (c->epollout ? EPOLLOUT : 0), .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev))
+        conn_end(c, WS_END_CONNECT, 0, errno);
 }
 
 static const char *http_header(const char *h, size_t len, const char *name, size_t *vlen) {
@@ -477,10 +489,10 @@ static void readable(ws_conn_t *c) {
 
 void ws_event(ws_conn_t *c, uint32_t events) {
     if (c->state == WS_CONNECTING) {
-        int err = 0;
-        socklen_t el = sizeof err;
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
-        if (err || (events & (EPOLLERR | EPOLLHUP))) {
+        if (events & (EPOLLERR | EPOLLHUP)) {
+            int err = 0;
+            socklen_t el = sizeof err;
+            getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
             conn_end(c, WS_END_CONNECT, 0, err ? err : ECONNREFUSED);
             return;
         }
