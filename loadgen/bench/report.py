@@ -149,12 +149,22 @@ def plural(unit):
 # Each row is a label and a function of a Run returning the cell, or None where
 # it does not apply; a row that is None for every column is left out.
 
+def roles(r):
+    """The names of a run's measured processes, in --server-pid order: the
+    bench's server_roles, else node A, node B, ... for a cluster."""
+    n = len(r.get("servers") or [])
+    given = [x for x in r.meta.get("server_roles", "").split(",") if x]
+    if len(given) == n:
+        return given
+    return [f"node {chr(ord('A') + i)}" for i in range(n)] if n > 1 else [""] * n
+
+
 def row_rss(r):
     servers = r.get("servers") or []
     cells = [f"{mib(s.get('rss_start_kb'))} → {mib(s.get('rss_joined_kb'))} → {mib(s.get('rss_peak_kb'))} MiB"
              for s in servers]
-    if len(cells) > 1:  # a cluster: its nodes in --url order, A first
-        cells = [f"node {chr(ord('A') + i)} {c}" for i, c in enumerate(cells)]
+    if len(cells) > 1:
+        cells = [f"{name} {c}" for name, c in zip(roles(r), cells)]
     return "; ".join(cells) or None
 
 
@@ -163,8 +173,11 @@ def row_cpu(r, who):
     if v is None:
         return None
     cell = f"{us(v)} per {r.get('cpu', 'unit')}"
-    if who == "server" and len(r.get("servers") or []) > 1:
-        cell += " (all nodes)"
+    servers = r.get("servers") or []
+    units = r.num("cpu", "units")
+    if who == "server" and len(servers) > 1 and units:
+        parts = [f"{name} {us(s.get('cpu_s', 0) * 1e6 / units)}" for name, s in zip(roles(r), servers)]
+        cell += f" ({', '.join(parts)})"
     server = r.num("cpu", "server_us_per_unit")
     if who == "loadgen" and server:
         cell += f" ({v / server:.0%} of the server's)"
@@ -439,7 +452,8 @@ def describe(scenario, r):
                 f"nodes, {p.get('publishers')} publisher on node A sending {p.get('payload')}-byte messages "
                 f"at {p.get('rate'):g}/s for {p.get('duration_s'):g} s after {p.get('warmup_s'):g} s of "
                 f"warm-up, from {p.get('workers')} loadgen process{'es' if p.get('workers') != 1 else ''}. "
-                f"Same-node: node A's subscribers; cross-node: node B's, through Redis.")
+                f"Same-node: node A's subscribers; cross-node: node B's, through Redis. Server CPU is "
+                f"the cluster's: both nodes and Redis.")
     return ""
 
 
