@@ -215,8 +215,12 @@ static void on_change(void *ctx, const crdt_entry_t *e, int joined) {
     json_t **side = joined ? &pt->joins : &pt->leaves;
     if (!*side && !(*side = json_object()))
         return;
-    if (add_meta(*side, e))
-        plog(LOG_ERROR, "presence_diff_failed", "reason=\"out of memory\"");
+    if (add_meta(*side, e)) {
+        /* jansson refuses a key that is not UTF-8 */
+        char q[96];
+        plog(LOG_ERROR, "presence_diff_failed", "key=%s reason=\"out of memory, or a key not UTF-8\"",
+             log_quote(e->key, q, sizeof q));
+    }
     if (!pt->dirty) {
         pt->dirty = 1;
         pt->dnext = dirty;
