@@ -175,7 +175,9 @@ def row_cpu(r, who):
     cell = f"{us(v)} per {r.get('cpu', 'unit')}"
     servers = r.get("servers") or []
     units = r.num("cpu", "units")
-    if who == "server" and len(servers) > 1 and units:
+    # each process's share, where the loadgen measured each (cpu_s -1: it
+    # could not; connect measures only a single server's, 0 for several)
+    if who == "server" and len(servers) > 1 and units and all((s.get("cpu_s") or 0) > 0 for s in servers):
         parts = [f"{name} {us(s.get('cpu_s', 0) * 1e6 / units)}" for name, s in zip(roles(r), servers)]
         cell += f" ({', '.join(parts)})"
     server = r.num("cpu", "server_us_per_unit")

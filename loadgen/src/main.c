@@ -767,14 +767,14 @@ int main(int argc, char **argv) {
     case SC_PRESENCE:
         R.unit = "join";
         R.units = (double)t->sent;
-        R.window_s = (double)(t_w1 - t0) / 1e9;
+        R.window_s = t_w1 > t0 ? (double)(t_w1 - t0) / 1e9 : 0;
         R.presence_last_join_ms = t->last_send_ns > t0 ? (double)(t->last_send_ns - t0) / 1e6 : 0;
         R.presence_converged_ms = t->last_converged_ns > t0 ? (double)(t->last_converged_ns - t0) / 1e6 : 0;
         break;
     default:
         R.unit = "delivery";
         R.units = (double)R.latency.count;
-        R.window_s = (double)(t_w1 - t_w0) / 1e9;
+        R.window_s = t_w1 > t_w0 ? (double)(t_w1 - t_w0) / 1e9 : 0; /* nothing timed: no window */
         break;
     }
     if (O.scenario != SC_CONNECT) {

@@ -412,16 +412,12 @@ static const vchanges_t *view_changes(int is_state, slice_t pl, int *err) {
     const vchanges_t *known = memo_find(is_state, pl);
     if (known)
         return known;
-    static vchanges_t scratch; /* for a payload too large to remember */
-    int keep = pl.n <= MEMO_MAX_BYTES;
+    static vchanges_t scratch; /* for a payload not remembered: too large, or no memory for a copy */
     memo_t *m = &memo[memo_next];
+    uint8_t *b = pl.n <= MEMO_MAX_BYTES ? realloc(m->bytes, pl.n ? pl.n : 1) : NULL;
+    int keep = b != NULL; /* else scanned, not remembered */
     vchanges_t *ch = keep ? &m->ch : &scratch;
     if (keep) {
-        uint8_t *b = realloc(m->bytes, pl.n ? pl.n : 1);
-        if (!b) {
-            *err = E_LOCAL;
-            return NULL;
-        }
         memo_next = (memo_next + 1) % MEMO_SLOTS;
         m->bytes = b;
         memcpy(b, pl.p, pl.n);
