@@ -224,24 +224,29 @@ describe("parley-loadgen against parley", () => {
     assertConsistent(r);
   });
 
-  test("presence: every client's view ends up holding every user", async (t) => {
-    const srv = await startServer(NO_RATE_LIMITS);
-    t.after(() => srv.end());
-    const users = 50;
-    const { code, report: r } = await loadgen("presence", [
-      "--url", srv.url, "--conns", String(users), "--rate", "250", "--serializer", "msgpack",
-      "--server-pid", String(srv.pid),
-    ]);
-    assert.equal(code, 0, r.verdict);
-    assert.equal(r.presence.users, users);
-    assert.equal(r.presence.views_complete, users);
-    assert.ok(r.presence.last_view_complete_ms >= r.presence.last_join_ms - 1, "complete after the last join");
-    assert.ok(r.presence.frames >= users, "presence_state and diffs were read");
-    assert.equal(r.connections.joined, users);
-    assert.equal(r.cpu.unit, "join");
-    assert.equal(r.send_lag_ms.count, users, "each join's lag against the schedule");
-    assertConsistent(r);
-  });
+  // Each worker scans a presence payload once and applies what it found to
+  // every client that reads the same bytes: with one worker and with two,
+  // in both serializers, every view must still end up whole.
+  for (const [serializer, workers] of [["msgpack", 1], ["json", 2]]) {
+    test(`presence (${serializer}, ${workers} worker${workers > 1 ? "s" : ""}): every client's view ends up holding every user`, async (t) => {
+      const srv = await startServer(NO_RATE_LIMITS);
+      t.after(() => srv.end());
+      const users = 50;
+      const { code, report: r } = await loadgen("presence", [
+        "--url", srv.url, "--conns", String(users), "--rate", "250", "--serializer", serializer,
+        "--workers", String(workers), "--server-pid", String(srv.pid),
+      ]);
+      assert.equal(code, 0, r.verdict);
+      assert.equal(r.presence.users, users);
+      assert.equal(r.presence.views_complete, users);
+      assert.ok(r.presence.last_view_complete_ms >= r.presence.last_join_ms - 1, "complete after the last join");
+      assert.ok(r.presence.frames >= users, "presence_state and diffs were read");
+      assert.equal(r.connections.joined, users);
+      assert.equal(r.cpu.unit, "join");
+      assert.equal(r.send_lag_ms.count, users, "each join's lag against the schedule");
+      assertConsistent(r);
+    });
+  }
 
   test("connect: connections held from several source addresses; memory per connection", async (t) => {
     const srv = await startServer(NO_RATE_LIMITS);
