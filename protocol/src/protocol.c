@@ -116,12 +116,37 @@ static int append_opt_string(proto_buf_t *out, const char *s) {
     return s ? proto_json_append_string(out, s) : append_lit(out, "null");
 }
 
-/* The JSON envelope around a payload given either as a jansson value or as
- * JSON text (raw, rawlen). V1 carries no join_ref on the wire. */
+/* A payload as encode_json writes it: a jansson value, bytes already
+ * encoded (raw), or a reply, {"status": status, "response": value}. */
+typedef struct payload {
+    const json_t *value;
+    const char *raw;
+    size_t rawlen;
+    const char *status;
+} payload_t;
+
+static int append_payload(proto_buf_t *out, const payload_t *p) {
+    if (p->raw)
+        return proto_buf_append(out, p->raw, p->rawlen);
+    if (!p->status)
+        return proto_json_append_value(out, p->value);
+    /* Written here rather than packed into an object for jansson to dump:
+     * every push's acknowledgement is one, and jansson allocates for each
+     * object it dumps (its cycle check), even for the usual empty response. */
+    int rc = append_lit(out, "{\"status\":");
+    rc = rc ? rc : proto_json_append_string(out, p->status);
+    rc = rc ? rc : append_lit(out, ",\"response\":");
+    if (!rc)
+        rc = json_is_object(p->value) && json_object_size(p->value) == 0 ? append_lit(out, "{}")
+                                                                         : proto_json_append_value(out, p->value);
+    return rc ? rc : append_lit(out, "}");
+}
+
+/* The JSON envelope around a payload. V1 carries no join_ref on the wire. */
 static int encode_json(proto_format_t format, proto_buf_t *out, const char *join_ref,
-                       const char *ref, const char *topic, const char *event,
-                       const json_t *payload, const char *raw, size_t rawlen) {
-#define PAYLOAD() (raw ? proto_buf_append(out, raw, rawlen) : proto_json_append_value(out, payload))
+                       const char *ref, const char *topic, const char *event, const payload_t *payload) {
+#define PAYLOAD() append_payload(out, payload)
+    size_t mark = out->len;
     int rc;
     if (format == PROTO_V2_JSON) {
         rc = append_lit(out, "[");
@@ -149,16 +174,18 @@ static int encode_json(proto_format_t format, proto_buf_t *out, const char *join
         rc = PROTO_EVSN;
     }
 #undef PAYLOAD
+    if (rc)
+        out->len = mark; /* nothing of a message that failed */
     return rc;
 }
 
 int proto_encode(proto_format_t format, proto_buf_t *out, const char *join_ref,
                  const char *ref, const char *topic, const char *event,
                  const json_t *payload) {
+    if (format != PROTO_MSGPACK)
+        return encode_json(format, out, join_ref, ref, topic, event, &(payload_t){.value = payload});
     size_t mark = out->len;
-    int rc = format == PROTO_MSGPACK
-                 ? proto_msgpack_encode(out, join_ref, ref, topic, event, payload)
-                 : encode_json(format, out, join_ref, ref, topic, event, payload, NULL, 0);
+    int rc = proto_msgpack_encode(out, join_ref, ref, topic, event, payload);
     if (rc)
         out->len = mark;
     return rc;
@@ -167,11 +194,7 @@ int proto_encode(proto_format_t format, proto_buf_t *out, const char *join_ref,
 int proto_encode_json_payload(proto_format_t format, proto_buf_t *out, const char *join_ref,
                               const char *ref, const char *topic, const char *event,
                               const char *payload_json, size_t len) {
-    size_t mark = out->len;
-    int rc = encode_json(format, out, join_ref, ref, topic, event, NULL, payload_json, len);
-    if (rc)
-        out->len = mark;
-    return rc;
+    return encode_json(format, out, join_ref, ref, topic, event, &(payload_t){.raw = payload_json, .rawlen = len});
 }
 
 int proto_buf_append_json_string(proto_buf_t *out, const char *s) {
@@ -185,6 +208,12 @@ int proto_buf_append_json_value(proto_buf_t *out, const json_t *v) {
 int proto_encode_reply(proto_format_t format, proto_buf_t *out, const char *join_ref,
                        const char *ref, const char *topic, const char *status,
                        const json_t *response) {
+    if (format != PROTO_MSGPACK) {
+        if (!response || !status)
+            return PROTO_ENOMEM; /* as json_pack would have failed */
+        return encode_json(format, out, join_ref, ref, topic, "phx_reply",
+                           &(payload_t){.value = response, .status = status});
+    }
     json_t *payload = json_pack("{s:s, s:O}", "status", status, "response", response);
     if (!payload)
         return PROTO_ENOMEM;
