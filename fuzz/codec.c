@@ -9,7 +9,13 @@
  *    NUL-free strings of the lengths reported.
  *  - A message that decodes re-encodes in every format, and decodes back
  *    (from an exact-size copy) to the same topic, event, refs and payload;
- *    encoding what came back gives the same bytes again. */
+ *    encoding what came back gives the same bytes again.
+ *  - A phx_reply with that payload as its response (proto_encode_reply,
+ *    which writes JSON replies itself) is byte for byte what proto_encode
+ *    makes of {"status": "ok", "response": payload}. (Statuses are the
+ *    server's own words, "ok" and "error"; a status with control
+ *    characters would be escaped differently, \u000c for jansson's \f,
+ *    and still mean the same.) */
 #include <string.h>
 
 #include "fuzz.h"
@@ -56,6 +62,20 @@ static void round_trip(const proto_msg_t *m, proto_format_t f) {
     proto_buf_free(&out);
 }
 
+static void reply_matches(const proto_msg_t *m, proto_format_t f) {
+    json_t *packed = json_pack("{s:s, s:O}", "status", "ok", "response", m->payload);
+    FUZZ_CHECK(packed);
+    proto_buf_t reply, plain;
+    proto_buf_init(&reply);
+    proto_buf_init(&plain);
+    FUZZ_CHECK(proto_encode_reply(f, &reply, m->join_ref, m->ref, m->topic, "ok", m->payload) == 0);
+    FUZZ_CHECK(proto_encode(f, &plain, m->join_ref, m->ref, m->topic, "phx_reply", packed) == 0);
+    FUZZ_CHECK(reply.len == plain.len && memcmp(reply.data, plain.data, plain.len) == 0);
+    proto_buf_free(&plain);
+    proto_buf_free(&reply);
+    json_decref(packed);
+}
+
 int fuzz_codec(proto_format_t format, const uint8_t *data, size_t size) {
     proto_msg_t m;
     int rc = proto_decode(format, data, size, NULL, &m);
@@ -70,8 +90,10 @@ int fuzz_codec(proto_format_t format, const uint8_t *data, size_t size) {
         FUZZ_CHECK(json_is_object(m.payload));
         FUZZ_CHECK(m.topic_len > 0 && m.topic_len <= PROTO_DEFAULT_MAX_TOPIC);
         FUZZ_CHECK(m.event_len > 0 && m.event_len <= PROTO_DEFAULT_MAX_EVENT);
-        for (int f = 0; f < PROTO_NFORMATS; f++)
+        for (int f = 0; f < PROTO_NFORMATS; f++) {
             round_trip(&m, (proto_format_t)f);
+            reply_matches(&m, (proto_format_t)f);
+        }
     }
     proto_msg_free(&m);
     return 0;
