@@ -247,12 +247,29 @@ static int mp_pack_opt(msgpack_packer *pk, const char *s) {
     return s ? mp_pack_str(pk, s, strlen(s)) : msgpack_pack_nil(pk);
 }
 
+/* The envelope up to its payload: [join_ref, ref, topic, event, */
+static int mp_pack_head(msgpack_packer *pk, const char *join_ref, const char *ref, const char *topic,
+                        const char *event) {
+    return msgpack_pack_array(pk, 5) || mp_pack_opt(pk, join_ref) || mp_pack_opt(pk, ref) ||
+           mp_pack_opt(pk, topic) || mp_pack_opt(pk, event);
+}
+
 int proto_msgpack_encode(proto_buf_t *out, const char *join_ref, const char *ref,
                          const char *topic, const char *event, const json_t *payload) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, mp_write);
-    if (msgpack_pack_array(&pk, 5) || mp_pack_opt(&pk, join_ref) || mp_pack_opt(&pk, ref) ||
-        mp_pack_opt(&pk, topic) || mp_pack_opt(&pk, event) || mp_pack_json(&pk, payload))
+    if (mp_pack_head(&pk, join_ref, ref, topic, event) || mp_pack_json(&pk, payload))
+        return PROTO_ENOMEM;
+    return 0;
+}
+
+int proto_msgpack_encode_reply(proto_buf_t *out, const char *join_ref, const char *ref,
+                               const char *topic, const char *status, const json_t *response) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, mp_write);
+    if (mp_pack_head(&pk, join_ref, ref, topic, "phx_reply") || msgpack_pack_map(&pk, 2) ||
+        mp_pack_str(&pk, "status", 6) || mp_pack_opt(&pk, status) || mp_pack_str(&pk, "response", 8) ||
+        mp_pack_json(&pk, response))
         return PROTO_ENOMEM;
     return 0;
 }

@@ -130,9 +130,9 @@ static int append_payload(proto_buf_t *out, const payload_t *p) {
         return proto_buf_append(out, p->raw, p->rawlen);
     if (!p->status)
         return proto_json_append_value(out, p->value);
-    /* Written here rather than packed into an object for jansson to dump:
-     * every push's acknowledgement is one, and jansson allocates for each
-     * object it dumps (its cycle check), even for the usual empty response. */
+    /* Written here, not packed into an object for jansson to dump: jansson
+     * allocates for each object it dumps (its cycle check), even for the
+     * usual empty response. */
     int rc = append_lit(out, "{\"status\":");
     rc = rc ? rc : proto_json_append_string(out, p->status);
     rc = rc ? rc : append_lit(out, ",\"response\":");
@@ -208,17 +208,17 @@ int proto_buf_append_json_value(proto_buf_t *out, const json_t *v) {
 int proto_encode_reply(proto_format_t format, proto_buf_t *out, const char *join_ref,
                        const char *ref, const char *topic, const char *status,
                        const json_t *response) {
-    if (format != PROTO_MSGPACK) {
-        if (!response || !status)
-            return PROTO_ENOMEM; /* as json_pack would have failed */
+    if (!response || !status)
+        return PROTO_ENOMEM; /* as packing them into an object would have failed */
+    /* Written without building the payload object: every push's
+     * acknowledgement is a reply. */
+    if (format != PROTO_MSGPACK)
         return encode_json(format, out, join_ref, ref, topic, "phx_reply",
                            &(payload_t){.value = response, .status = status});
-    }
-    json_t *payload = json_pack("{s:s, s:O}", "status", status, "response", response);
-    if (!payload)
-        return PROTO_ENOMEM;
-    int rc = proto_encode(format, out, join_ref, ref, topic, "phx_reply", payload);
-    json_decref(payload);
+    size_t mark = out->len;
+    int rc = proto_msgpack_encode_reply(out, join_ref, ref, topic, status, response);
+    if (rc)
+        out->len = mark;
     return rc;
 }
 
