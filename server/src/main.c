@@ -170,27 +170,34 @@ static void make_node_id(char *out, size_t size) {
     snprintf(out, size, "n%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
 }
 
-/* Raises the soft limit on open descriptors to the hard one (capped at
- * FD_LIMIT_MAX), before lws sizes its fd tables from it: every connection is
- * a descriptor, and lws refuses sockets past its table. Returns the limit in
+/* Sets the soft limit on open descriptors to what the node needs, before
+ * lws sizes its fd table from it: every connection is a descriptor, and lws
+ * refuses sockets past its table. But lws 4.1.6 as Debian builds it walks
+ * that whole table, one slot per descriptor of the limit, on every close
+ * (twice, however few connections are open): with a limit of a million,
+ * common in containers, each close cost about 0.6 ms. The node needs
+ * --max-connections and FD_HEADROOM more (Redis, files, sockets being
+ * admitted), or FD_LIMIT_DEFAULT without --max-connections; the soft limit
+ * is raised or lowered to that, within the hard one. Returns the limit in
  * force, or -1 if it cannot be read. */
-#define FD_LIMIT_MAX 1048576
-static long raise_fd_limit(void) {
+#define FD_HEADROOM 1024
+#define FD_LIMIT_DEFAULT 65536
+static long set_fd_limit(void) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl))
         return -1;
-    rlim_t want = rl.rlim_max;
-    if (want == RLIM_INFINITY || want > FD_LIMIT_MAX)
-        want = FD_LIMIT_MAX;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
-        struct rlimit raised = {want, rl.rlim_max};
-        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+    rlim_t want = config.max_connections ? (rlim_t)config.max_connections + FD_HEADROOM : FD_LIMIT_DEFAULT;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (rl.rlim_cur != want) {
+        struct rlimit set = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &set) == 0)
             rl.rlim_cur = want;
         else
-            plog(LOG_WARN, "fd_limit_not_raised", "soft=%llu hard=%llu",
-                 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+            plog(LOG_WARN, "fd_limit_not_set", "soft=%llu hard=%llu wanted=%llu", (unsigned long long)rl.rlim_cur,
+                 (unsigned long long)rl.rlim_max, (unsigned long long)want);
     }
-    return rl.rlim_cur == RLIM_INFINITY ? FD_LIMIT_MAX : (long)rl.rlim_cur;
+    return rl.rlim_cur == RLIM_INFINITY ? FD_LIMIT_DEFAULT : (long)rl.rlim_cur;
 }
 
 static int split_listen(const char *listen, char *host, size_t hostsz, int *port) {
@@ -257,7 +264,7 @@ int main(int argc, char **argv) {
 
     if (setup_auth())
         return 2;
-    long fd_limit = raise_fd_limit();
+    long fd_limit = set_fd_limit();
     if (gate_init(fd_limit)) {
         plog(LOG_ERROR, "startup_failed", "reason=\"out of memory\"");
         return 1;

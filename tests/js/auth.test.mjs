@@ -462,6 +462,9 @@ describe("connection limits and origins", () => {
     assert.equal(r.status, 503);
     assert.equal((await server.metrics()).get(rejected("server_full")), 1);
     assert.equal((await a.heartbeat()).payload.status, "ok", "the others keep working");
+    // The descriptor limit, and with it lws' fd table that lws walks on every
+    // close, is what the node needs: its connections and 1024 more.
+    assert.match(server.stderr(), /event=listening .*fd_limit=1026 /);
   });
 
   test("--allowed-origins: browsers from other sites get 403; non-browsers send no Origin", async (t) => {
