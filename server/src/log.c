@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <libwebsockets.h>
+#include <parley/protocol.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +71,16 @@ int log_limit_pass(log_limit_t *l) {
     return d;
 }
 
+/* The length of the UTF-8 sequence at p if it is a valid one (not cut by
+ * the string's end), else 0. */
+static size_t utf8_at(const unsigned char *p) {
+    size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 0;
+    for (size_t i = 1; i < n; i++)
+        if (!p[i])
+            return 0; /* checked byte by byte: nothing read past the NUL */
+    return n && proto_utf8_valid(p, n) ? n : 0;
+}
+
 const char *log_quote(const char *s, char *buf, size_t size) {
     size_t o = 0, shown = 0;
     if (size < 8) {
@@ -78,21 +89,27 @@ const char *log_quote(const char *s, char *buf, size_t size) {
         return buf;
     }
     buf[o++] = '"';
-    for (; s && *s && o + 6 < size; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (shown++ == 80) {
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+        unsigned char c = *p;
+        size_t n = c < 0x80 ? 1 : utf8_at(p); /* 0: a byte that is not UTF-8 */
+        int quote = c == '"' || c == '\\', hex = !quote && (c < 0x20 || c == 0x7f || !n);
+        size_t need = quote ? 2 : hex ? 4 : n;
+        /* room kept for "...", the closing quote and the NUL */
+        if (shown++ == 80 || o + need + 5 > size) {
             memcpy(buf + o, "...", 3);
             o += 3;
             break;
         }
-        if (c == '"' || c == '\\') {
+        if (quote) {
             buf[o++] = '\\';
             buf[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (hex) {
             o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
         } else {
-            buf[o++] = (char)c;
+            memcpy(buf + o, p, n);
+            o += n;
         }
+        p += n ? n : 1;
     }
     buf[o++] = '"';
     buf[o] = '\0';

@@ -20,7 +20,9 @@ void plog(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Quotes s as a logfmt value into buf (at most size bytes, truncated with
- * "..." past 80 characters) and returns buf. */
+ * "..." past 80 characters or when buf is full) and returns buf. Quotes and
+ * backslashes are escaped, control characters and bytes that are not UTF-8
+ * written as \xNN; valid UTF-8 is kept. */
 const char *log_quote(const char *s, char *buf, size_t size);
 
 /* Routes libwebsockets' own log lines through plog. */
