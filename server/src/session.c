@@ -379,8 +379,17 @@ static void reply(session_t *s, const char *join_ref, const char *ref, const cha
     json_decref(response);
 }
 
+/* {}: the response of an ok reply (every push's acknowledgement) and the
+ * payload of phx_close, made once rather than per message. */
+static const json_t *empty_object(void) {
+    static json_t *empty;
+    if (!empty)
+        empty = json_object();
+    return empty;
+}
+
 static void reply_ok(session_t *s, const char *join_ref, const char *ref, const char *topic) {
-    reply(s, join_ref, ref, topic, "ok", json_object());
+    send_frame(s, frame_encode_reply(s->format, join_ref, ref, topic, "ok", empty_object()));
 }
 
 static void reply_error(session_t *s, const char *join_ref, const char *ref, const char *topic,
@@ -395,11 +404,9 @@ static void reply_error(session_t *s, const char *join_ref, const char *ref, con
 /* Pushes phx_close for a channel, as Phoenix does when a channel ends:
  * join_ref and ref are both the channel's join_ref. */
 static void push_close(session_t *s, channel_t *ch) {
-    json_t *empty = json_object();
     const char *jr = channel_join_ref(ch);
     send_frame(s, frame_encode(s->format, jr, jr, auth_topic_wire(ch->topic->name), "phx_close",
-                               empty));
-    json_decref(empty);
+                               empty_object()));
 }
 
 /* ---- abuse limits -------------------------------------------------------- */
