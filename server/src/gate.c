@@ -328,7 +328,7 @@ int gate_admit(struct lws *wsi) {
     /* lws 4.1 refuses a Sec-WebSocket-Protocol header of 127 bytes or more
      * by hanging up. The listener shortens plaintext ones (it takes a
      * phoenix.js authToken out); an encrypted one it cannot read. Say so. */
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) >= 127)
+    if (nprotos >= 127)
         return refuse_long_protocols(wsi);
     auth_identity_t *id = NULL;
     if (verify_token(wsi, &id) || banned(wsi, id)) {
