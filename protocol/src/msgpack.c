@@ -254,22 +254,29 @@ static int mp_pack_head(msgpack_packer *pk, const char *join_ref, const char *re
            mp_pack_opt(pk, topic) || mp_pack_opt(pk, event);
 }
 
+/* A message that failed to pack leaves nothing of it in out. */
+static int mp_done(proto_buf_t *out, size_t mark, int failed) {
+    if (!failed)
+        return 0;
+    out->len = mark;
+    return PROTO_ENOMEM;
+}
+
 int proto_msgpack_encode(proto_buf_t *out, const char *join_ref, const char *ref,
                          const char *topic, const char *event, const json_t *payload) {
+    size_t mark = out->len;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, mp_write);
-    if (mp_pack_head(&pk, join_ref, ref, topic, event) || mp_pack_json(&pk, payload))
-        return PROTO_ENOMEM;
-    return 0;
+    return mp_done(out, mark, mp_pack_head(&pk, join_ref, ref, topic, event) || mp_pack_json(&pk, payload));
 }
 
 int proto_msgpack_encode_reply(proto_buf_t *out, const char *join_ref, const char *ref,
                                const char *topic, const char *status, const json_t *response) {
+    size_t mark = out->len;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, mp_write);
-    if (mp_pack_head(&pk, join_ref, ref, topic, "phx_reply") || msgpack_pack_map(&pk, 2) ||
-        mp_pack_str(&pk, "status", 6) || mp_pack_opt(&pk, status) || mp_pack_str(&pk, "response", 8) ||
-        mp_pack_json(&pk, response))
-        return PROTO_ENOMEM;
-    return 0;
+    return mp_done(out, mark,
+                   mp_pack_head(&pk, join_ref, ref, topic, "phx_reply") || msgpack_pack_map(&pk, 2) ||
+                       mp_pack_str(&pk, "status", 6) || mp_pack_opt(&pk, status) ||
+                       mp_pack_str(&pk, "response", 8) || mp_pack_json(&pk, response));
 }

@@ -182,13 +182,9 @@ static int encode_json(proto_format_t format, proto_buf_t *out, const char *join
 int proto_encode(proto_format_t format, proto_buf_t *out, const char *join_ref,
                  const char *ref, const char *topic, const char *event,
                  const json_t *payload) {
-    if (format != PROTO_MSGPACK)
-        return encode_json(format, out, join_ref, ref, topic, event, &(payload_t){.value = payload});
-    size_t mark = out->len;
-    int rc = proto_msgpack_encode(out, join_ref, ref, topic, event, payload);
-    if (rc)
-        out->len = mark;
-    return rc;
+    if (format == PROTO_MSGPACK)
+        return proto_msgpack_encode(out, join_ref, ref, topic, event, payload);
+    return encode_json(format, out, join_ref, ref, topic, event, &(payload_t){.value = payload});
 }
 
 int proto_encode_json_payload(proto_format_t format, proto_buf_t *out, const char *join_ref,
@@ -212,14 +208,10 @@ int proto_encode_reply(proto_format_t format, proto_buf_t *out, const char *join
         return PROTO_ENOMEM; /* as packing them into an object would have failed */
     /* Written without building the payload object: every push's
      * acknowledgement is a reply. */
-    if (format != PROTO_MSGPACK)
-        return encode_json(format, out, join_ref, ref, topic, "phx_reply",
-                           &(payload_t){.value = response, .status = status});
-    size_t mark = out->len;
-    int rc = proto_msgpack_encode_reply(out, join_ref, ref, topic, status, response);
-    if (rc)
-        out->len = mark;
-    return rc;
+    if (format == PROTO_MSGPACK)
+        return proto_msgpack_encode_reply(out, join_ref, ref, topic, status, response);
+    return encode_json(format, out, join_ref, ref, topic, "phx_reply",
+                       &(payload_t){.value = response, .status = status});
 }
 
 /* ---- negotiation -------------------------------------------------------- */
